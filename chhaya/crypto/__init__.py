@@ -24,6 +24,7 @@ from ._api import (
     SigningKey,
 )
 from ._fast import FastDh, FastKem, FastSignatures
+from ._passphrase import Argon2Params, argon2id
 from ._reference import ReferenceKem
 from ._symmetric import (
     AEAD_KEY_SIZE,
@@ -40,9 +41,7 @@ from ._symmetric import (
 )
 
 FAST = CryptoSuite(name="fast", kem=FastKem(), sig=FastSignatures(), dh=FastDh())
-REFERENCE = CryptoSuite(
-    name="reference", kem=ReferenceKem(), sig=FastSignatures(), dh=FastDh()
-)
+REFERENCE = CryptoSuite(name="reference", kem=ReferenceKem(), sig=FastSignatures(), dh=FastDh())
 
 __all__ = [
     "AEAD_KEY_SIZE",
@@ -59,6 +58,7 @@ __all__ = [
     "REFERENCE",
     "X25519_KEY_SIZE",
     "Aes256Gcm",
+    "Argon2Params",
     "ChaCha20Poly1305Aead",
     "CryptoSuite",
     "Dh",
@@ -72,6 +72,7 @@ __all__ = [
     "Rng",
     "Signatures",
     "SigningKey",
+    "argon2id",
     "hkdf",
     "hkdf_expand",
     "hkdf_extract",

@@ -12,6 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
+    "ED25519_PUBLIC_KEY_SIZE",
+    "ED25519_SEED_SIZE",
+    "ED25519_SIGNATURE_SIZE",
+    "MLKEM1024_CIPHERTEXT_SIZE",
+    "MLKEM1024_PUBLIC_KEY_SIZE",
+    "MLKEM1024_SEED_SIZE",
+    "MLKEM_SHARED_SECRET_SIZE",
+    "X25519_KEY_SIZE",
+    "CryptoSuite",
     "Dh",
     "DhKeyPair",
     "Kem",
@@ -19,15 +28,6 @@ __all__ = [
     "Rng",
     "Signatures",
     "SigningKey",
-    "CryptoSuite",
-    "MLKEM1024_CIPHERTEXT_SIZE",
-    "MLKEM1024_PUBLIC_KEY_SIZE",
-    "MLKEM1024_SEED_SIZE",
-    "MLKEM_SHARED_SECRET_SIZE",
-    "ED25519_PUBLIC_KEY_SIZE",
-    "ED25519_SEED_SIZE",
-    "ED25519_SIGNATURE_SIZE",
-    "X25519_KEY_SIZE",
 ]
 
 #: A source of randomness: ``rng(n)`` returns ``n`` uniformly random bytes.

@@ -106,10 +106,7 @@ class FastSignatures(Signatures):
         return _FastSigningKey(seed)
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> None:
-        if (
-            len(public_key) != ED25519_PUBLIC_KEY_SIZE
-            or len(signature) != ED25519_SIGNATURE_SIZE
-        ):
+        if len(public_key) != ED25519_PUBLIC_KEY_SIZE or len(signature) != ED25519_SIGNATURE_SIZE:
             raise CryptoError()
         try:
             nacl.bindings.crypto_sign_open(signature + message, public_key)

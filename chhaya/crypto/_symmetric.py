@@ -87,9 +87,7 @@ class _Aead:
     def encrypt(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
         return self._cipher.encrypt(nonce, plaintext, aad)
 
-    def encrypt_into(
-        self, nonce: bytes, plaintext: bytes, aad: bytes, out: memoryview
-    ) -> None:
+    def encrypt_into(self, nonce: bytes, plaintext: bytes, aad: bytes, out: memoryview) -> None:
         """Write ciphertext||tag into ``out``, which must be exactly sized."""
         self._cipher.encrypt_into(nonce, plaintext, aad, out)
 
