@@ -1,7 +1,7 @@
 """The secure channel: a transcript-bound hybrid handshake and a record layer."""
 
 from ._config import AllowlistResolver, ChannelConfig, Resolver
-from ._connection import ChannelConnection, ChannelState, Role
+from ._connection import ChannelConnection, ChannelState, Role, StreamEnded
 from ._constants import (
     ACK_SIZE,
     FRAME_CLOSE,
@@ -59,6 +59,7 @@ __all__ = [
     "RecordSender",
     "Resolver",
     "Role",
+    "StreamEnded",
     "Syn",
     "SynAck",
     "SynReplayCache",

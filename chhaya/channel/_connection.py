@@ -67,10 +67,14 @@ from ._messages import Ack, Syn, SynAck
 from ._record import RecordReceiver, RecordSender
 from ._replay import SynReplayCache
 
-__all__ = ["ChannelConnection", "ChannelState", "Role"]
+__all__ = ["ChannelConnection", "ChannelState", "Role", "StreamEnded"]
 
 _LEN = struct.Struct(">I")
 _COMPACT_AT = 1 << 20
+
+
+class StreamEnded(RemoteProtocolError):
+    """The peer ended the stream at a frame boundary without a close frame."""
 
 
 class Role(Enum):
@@ -307,7 +311,7 @@ class ChannelConnection:
         if self._eof:
             if available:
                 raise DecodeError("stream ended inside a frame (truncated)")
-            raise RemoteProtocolError("stream ended without an authenticated close")
+            raise StreamEnded("stream ended without an authenticated close")
 
     # ---------------------------------------------------------- transitions
 

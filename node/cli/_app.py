@@ -1,0 +1,30 @@
+"""Command definitions. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ._channel import channel
+from ._demo import demo
+from ._keys import fingerprint_cmd, keygen
+
+__all__ = ["cli"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="chhaya")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details to stderr.")
+def cli(verbose: bool) -> None:
+    """Chhaya: a serverless peer-to-peer secure messenger."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+cli.add_command(keygen)
+cli.add_command(fingerprint_cmd)
+cli.add_command(channel)
+cli.add_command(demo)
