@@ -106,7 +106,7 @@ async def test_refused_dialer_sees_only_a_closed_stream() -> None:
 async def test_tampered_record_closes_the_channel() -> None:
     a, b = await _establish(ChannelConfig())
     # Corrupt the next record in flight by writing a forged frame directly.
-    raw = a._stream  # noqa: SLF001 - the test plays a man in the middle
+    raw = a._stream  # the test plays a man in the middle
     await raw.send_all(b"\x00\x00\x00\x15\x10" + bytes(20))
     with pytest.raises(ChhayaError):
         await b.receive()

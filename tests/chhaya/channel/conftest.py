@@ -171,9 +171,9 @@ def pump(src: ChannelConnection, dst: ChannelConnection, now: int) -> list[Event
     return drain(dst)
 
 
-def syn_bytes(peers: Peers, *, now: int = NOW, **kwargs: object) -> bytes:
-    """The framed Syn a fresh default dialer sends at ``now``."""
-    dialer = make_dialer(peers, **kwargs)  # type: ignore[arg-type]
+def syn_bytes(peers: Peers, *, now: int = NOW, config: ChannelConfig = DEFAULT_CONFIG) -> bytes:
+    """The framed Syn the default dialer (alice, expecting bob) sends at ``now``."""
+    dialer = make_dialer(peers, config=config)
     dialer.start(now)
     return dialer.data_to_send()
 
