@@ -35,6 +35,15 @@ class ChannelConfig:
     namespace_digest: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        for name in (
+            "synchrony_bound_ms",
+            "max_handshake_age_ms",
+            "handshake_timeout_ms",
+            "rekey_interval",
+            "max_frames",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ChannelConfig.{name} must be positive")
         object.__setattr__(self, "namespace_digest", namespace_digest(self.namespace))
 
     @property

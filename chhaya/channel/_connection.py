@@ -126,14 +126,17 @@ class ChannelConnection:
         self._rng = rng
         self._expected_peer = expected_peer
         self._resolver = resolver
-        self._replay_cache = replay_cache or SynReplayCache(config.replay_window_ms)
+        # ``is None``, not ``or``: an empty shared cache is falsy (it has __len__).
+        self._replay_cache = (
+            replay_cache if replay_cache is not None else SynReplayCache(config.replay_window_ms)
+        )
         self._state = ChannelState.IDLE if role is Role.DIALER else ChannelState.EXPECT_SYN
         self._now = 0
         self._deadline: int | None = None
-        self._inbuf = bytearray()
+        self._inbuf: bytes | bytearray = b""
         self._inpos = 0
         self._eof = False
-        self._out: list[bytes | bytearray] = []
+        self._out: list[bytes] = []
         self._failure: ChhayaError | None = None
         # Handshake secrets, dropped as soon as the handshake ends.
         self._eph_dh: DhKeyPair | None = None
@@ -187,16 +190,26 @@ class ChannelConnection:
 
     def receive_data(self, data: bytes, now: int) -> None:
         """Buffer bytes from the peer; ``b""`` means the peer closed its side."""
-        self._check_usable()
+        if self._state is ChannelState.FAILED:
+            raise LocalProtocolError("channel has failed")
         self._now = now
-        if data:
-            self._inbuf += data
-        else:
+        if type(data) is not bytes:
+            data = bytes(data)  # never keep a reference to a mutable buffer
+        if not data:
             self._eof = True
+        elif self._inpos == len(self._inbuf):
+            self._inbuf = data  # nothing pending: no copy
+            self._inpos = 0
+        else:
+            if not isinstance(self._inbuf, bytearray):
+                self._inbuf = bytearray(self._inbuf[self._inpos :])
+                self._inpos = 0
+            self._inbuf += data
 
     def next_event(self) -> Event | None:
         """Process one frame. Returns None when more bytes are needed."""
-        self._check_usable()
+        if self._state is ChannelState.FAILED:
+            raise LocalProtocolError("channel has failed")
         try:
             return self._next_event()
         except ChhayaError as exc:
@@ -205,29 +218,34 @@ class ChannelConnection:
 
     def send_data(self, data: bytes) -> None:
         """Encrypt one message as one record."""
-        self._check_usable()
-        if self._state is not ChannelState.ESTABLISHED or self._sender is None:
+        sender = self._sender
+        if self._state is not ChannelState.ESTABLISHED or sender is None:
+            self._check_usable()
             raise LocalProtocolError(f"cannot send in state {self._state.value}")
         if len(data) > MAX_RECORD_PLAINTEXT:
             raise LocalProtocolError(f"message larger than {MAX_RECORD_PLAINTEXT} bytes")
         try:
-            self._out.append(self._sender.seal(FRAME_DATA, data))
+            self._out.append(sender.seal(FRAME_DATA, data))
         except LocalProtocolError as exc:
             self._fail(exc)
             raise
 
     def close(self) -> None:
         """Queue an authenticated close; further sends are refused."""
-        if self._state is ChannelState.ESTABLISHED and self._sender is not None:
-            self._out.append(self._sender.seal(FRAME_CLOSE, b""))
-        if self._state is not ChannelState.FAILED:
-            self._state = ChannelState.CLOSED
-        self._wipe()
+        try:
+            if self._state is ChannelState.ESTABLISHED and self._sender is not None:
+                self._out.append(self._sender.seal(FRAME_CLOSE, b""))
+        finally:
+            # Even if the close frame cannot be sealed, the channel ends here.
+            if self._state is not ChannelState.FAILED:
+                self._state = ChannelState.CLOSED
+            self._wipe()
 
     def data_to_send(self) -> bytes:
-        out = b"".join(self._out)
-        self._out.clear()
-        return out
+        out = self._out
+        data = out[0] if len(out) == 1 else b"".join(out)  # one frame: no copy
+        out.clear()
+        return data
 
     def get_timer(self) -> int | None:
         """When ``handle_timer`` must next be called, if at all."""
@@ -262,7 +280,7 @@ class ChannelConnection:
         self._eph_dh = None
         self._eph_kem = None
         self._keys = None
-        self._inbuf = bytearray()
+        self._inbuf = b""
         self._inpos = 0
         if self._sender is not None:
             self._sender.wipe()
@@ -270,11 +288,41 @@ class ChannelConnection:
             self._receiver.wipe()
 
     def _next_event(self) -> Event | None:
-        if self._state is ChannelState.CLOSED:
-            return None
         buf = self._inbuf
         pos = self._inpos
         available = len(buf) - pos
+        # Fast path: a whole DATA record on an established channel.
+        if available > 4 and buf[pos + 4] == FRAME_DATA:
+            receiver = self._receiver
+            if receiver is not None and self._state is ChannelState.ESTABLISHED:
+                (body_len,) = _LEN.unpack_from(buf, pos)
+                end = pos + 4 + body_len
+                if body_len <= MAX_FRAME_BODY and end <= len(buf):
+                    if type(buf) is bytes:  # immutable: the view needs no release
+                        plaintext = receiver.open(
+                            buf[pos : pos + 5], memoryview(buf)[pos + 5 : end]
+                        )
+                    else:
+                        with memoryview(buf) as view:
+                            plaintext = receiver.open(view[pos : pos + 5], view[pos + 5 : end])
+                    self._consume(end)
+                    return DataReceived(plaintext)
+        return self._next_event_slow(buf, pos, available)
+
+    def _consume(self, end: int) -> None:
+        """Drop one frame from the input buffer; compact it now and then."""
+        if end == len(self._inbuf):
+            self._inbuf = b""
+            self._inpos = 0
+        elif end > _COMPACT_AT and isinstance(self._inbuf, bytearray):
+            del self._inbuf[:end]
+            self._inpos = 0
+        else:
+            self._inpos = end
+
+    def _next_event_slow(self, buf: bytes | bytearray, pos: int, available: int) -> Event | None:
+        if self._state is ChannelState.CLOSED:
+            return None
         if available < 4:
             self._check_eof(available)
             return None
@@ -296,15 +344,7 @@ class ChannelConnection:
             event: Event | None = self._on_data(buf, pos, end)
         else:
             event = getattr(self, handler)(bytes(buf[start:end]))
-        # Consume the frame; compact the buffer now and then.
-        if end == len(self._inbuf):
-            self._inbuf = bytearray()
-            self._inpos = 0
-        elif end > _COMPACT_AT:
-            del self._inbuf[:end]
-            self._inpos = 0
-        else:
-            self._inpos = end
+        self._consume(end)
         return event
 
     def _check_eof(self, available: int) -> None:
@@ -436,7 +476,7 @@ class ChannelConnection:
         self._state = ChannelState.ESTABLISHED
         return event
 
-    def _on_data(self, buf: bytearray, pos: int, end: int) -> DataReceived:
+    def _on_data(self, buf: bytes | bytearray, pos: int, end: int) -> DataReceived:
         assert self._receiver is not None
         header = bytes(buf[pos : pos + 5])
         with memoryview(buf) as view:

@@ -25,7 +25,7 @@ class HandshakeComplete:
     exporter: Exporter = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per record, on the hot path
 class DataReceived:
     data: bytes
 

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import struct
 
-from ..crypto import AEAD_TAG_SIZE, Aes256Gcm, hkdf_expand
-from ..safety import LocalProtocolError, RemoteProtocolError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..crypto import AEAD_TAG_SIZE, hkdf_expand
+from ..safety import CryptoError, LocalProtocolError, RemoteProtocolError
 
 __all__ = ["RecordReceiver", "RecordSender"]
 
@@ -29,27 +32,39 @@ def _next_key(key: bytes) -> bytes:
 
 
 class _Direction:
-    __slots__ = ("_aead", "_counter", "_key", "_max_frames", "_next_rekey", "_rekey_interval")
+    __slots__ = (
+        "_aead",
+        "_counter",
+        "_key",
+        "_max_frames",
+        "_next_event_at",
+        "_next_rekey",
+        "_rekey_interval",
+    )
 
     def __init__(self, key: bytes, rekey_interval: int, max_frames: int) -> None:
         if rekey_interval <= 0 or max_frames <= 0:
             raise ValueError("rekey interval and frame limit must be positive")
         self._key: bytes | None = key
-        self._aead: Aes256Gcm | None = Aes256Gcm(key)
+        # The raw AESGCM object, not the provider wrapper: this is the hot path.
+        self._aead: AESGCM | None = AESGCM(key)
         self._counter = 0
         self._rekey_interval = rekey_interval
         self._next_rekey = rekey_interval
         self._max_frames = max_frames
+        # The next counter value at which a rekey or the frame limit is due.
+        self._next_event_at = min(rekey_interval, max_frames)
 
     @property
     def counter(self) -> int:
         return self._counter
 
-    def _rekey(self) -> Aes256Gcm:
+    def _rekey(self) -> AESGCM:
         assert self._key is not None
         self._key = _next_key(self._key)
-        self._aead = Aes256Gcm(self._key)
+        self._aead = AESGCM(self._key)
         self._next_rekey += self._rekey_interval
+        self._next_event_at = min(self._next_rekey, self._max_frames)
         return self._aead
 
     def wipe(self) -> None:
@@ -63,21 +78,18 @@ class _Direction:
 class RecordSender(_Direction):
     __slots__ = ()
 
-    def seal(self, frame_type: int, plaintext: bytes) -> bytearray:
+    def seal(self, frame_type: int, plaintext: bytes) -> bytes:
         """Return the whole frame: header, then ciphertext and tag."""
         aead = self._aead
         if aead is None:
             raise LocalProtocolError("record layer is closed")
         c = self._counter
-        if c >= self._max_frames:
-            raise LocalProtocolError("frame counter exhausted: the channel must be re-established")
-        if c == self._next_rekey:
+        if c >= self._next_event_at:  # one comparison on the hot path
+            if c >= self._max_frames:
+                raise LocalProtocolError("frame counter exhausted: re-establish the channel")
             aead = self._rekey()
-        body_len = 1 + len(plaintext) + AEAD_TAG_SIZE
-        header = _HEADER.pack(body_len, frame_type)
-        out = bytearray(4 + body_len)
-        out[:5] = header
-        aead.encrypt_into(_NONCE.pack(c), plaintext, header, memoryview(out)[5:])
+        header = _HEADER.pack(1 + len(plaintext) + AEAD_TAG_SIZE, frame_type)
+        out = header + aead.encrypt(_NONCE.pack(c), plaintext, header)
         self._counter = c + 1
         return out
 
@@ -85,16 +97,19 @@ class RecordSender(_Direction):
 class RecordReceiver(_Direction):
     __slots__ = ()
 
-    def open(self, header: bytes, ciphertext: bytes | memoryview) -> bytes:
+    def open(self, header: bytes | memoryview, ciphertext: bytes | memoryview) -> bytes:
         """Decrypt one frame; any failure raises and the channel must close."""
         aead = self._aead
         if aead is None:
             raise LocalProtocolError("record layer is closed")
         c = self._counter
-        if c >= self._max_frames:
-            raise RemoteProtocolError("peer exceeded the frame limit")
-        if c == self._next_rekey:
+        if c >= self._next_event_at:
+            if c >= self._max_frames:
+                raise RemoteProtocolError("peer exceeded the frame limit")
             aead = self._rekey()
-        plaintext = aead.decrypt(_NONCE.pack(c), ciphertext, header)
+        try:
+            plaintext = aead.decrypt(_NONCE.pack(c), ciphertext, header)
+        except InvalidTag:
+            raise CryptoError() from None
         self._counter = c + 1
         return plaintext

@@ -52,13 +52,15 @@ def serve(
         allowed[name] = pub
 
     async def run() -> None:
-        async with trio.open_nursery() as nursery:
-            host, port = await nursery.start(serve_echo, bind, identity, allowed)
-            click.echo(
-                f"listening on {host}:{port} as {short_fingerprint(identity.public)}; "
-                f"allowing {', '.join(sorted(allowed))}"
-            )
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # Install the signal handlers before announcing readiness, so that a
+        # signal sent right after "listening" still stops us cleanly.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                host, port = await nursery.start(serve_echo, bind, identity, allowed)
+                click.echo(
+                    f"listening on {host}:{port} as {short_fingerprint(identity.public)}; "
+                    f"allowing {', '.join(sorted(allowed))}"
+                )
                 async for signum in signals:
                     log.info("received %s, stopping", signal.Signals(signum).name)
                     nursery.cancel_scope.cancel()
