@@ -1,0 +1,36 @@
+"""Conversations: ratchet sessions with message ids, receipts and de-duplication."""
+
+from ._payload import (
+    MAX_RECEIPT_IDS,
+    MAX_TEXT_BYTES,
+    MESSAGE_ID_SIZE,
+    PAYLOAD_VERSION,
+    Payload,
+    PayloadKind,
+    ReceiptStatus,
+)
+from ._session import MAX_SEEN_IDS, Conversation, ReceiptReceived, TextReceived
+from ._setup import (
+    SESSION_HELLO_SIZE,
+    initiator_from_channel,
+    responder_from_channel,
+    session_associated_data,
+)
+
+__all__ = [
+    "MAX_RECEIPT_IDS",
+    "MAX_SEEN_IDS",
+    "MAX_TEXT_BYTES",
+    "MESSAGE_ID_SIZE",
+    "PAYLOAD_VERSION",
+    "SESSION_HELLO_SIZE",
+    "Conversation",
+    "Payload",
+    "PayloadKind",
+    "ReceiptReceived",
+    "ReceiptStatus",
+    "TextReceived",
+    "initiator_from_channel",
+    "responder_from_channel",
+    "session_associated_data",
+]

@@ -1,0 +1,133 @@
+"""A conversation with one peer: a ratchet plus message ids and receipts.
+
+How it works
+------------
+``send_text`` wraps the text in a :class:`Payload` with a fresh random id
+and encrypts it with the ratchet. ``receive`` decrypts (the ratchet rejects
+forged and replayed messages and is left untouched by them), parses the
+payload and reports whether its id was seen before: a sender that retries
+re-sends the same id in a new ratchet message, and the receiver must show it
+once. The ids seen most recently are remembered, up to ``MAX_SEEN_IDS``.
+``encode``/``decode_untrusted`` persist the whole conversation state.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..crypto import FAST, Dh, Rng
+from ..ratchet import RatchetSession
+from ..safety import DecodeError
+from ..wire import Reader, Writer
+from ._payload import (
+    MAX_RATCHET_STATE,
+    MESSAGE_ID_SIZE,
+    Payload,
+    PayloadKind,
+    ReceiptStatus,
+)
+
+__all__ = ["MAX_SEEN_IDS", "Conversation", "ReceiptReceived", "TextReceived"]
+
+MAX_SEEN_IDS = 4096
+_MAGIC = b"CSES"
+_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TextReceived:
+    message_id: bytes
+    sent_at_ms: int
+    text: bytes
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptReceived:
+    status: ReceiptStatus
+    message_ids: tuple[bytes, ...]
+
+
+class Conversation:
+    __slots__ = ("_ratchet", "_seen")
+
+    def __init__(self, ratchet: RatchetSession) -> None:
+        self._ratchet = ratchet
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+
+    @property
+    def ratchet(self) -> RatchetSession:
+        return self._ratchet
+
+    @property
+    def can_send(self) -> bool:
+        return self._ratchet.can_send
+
+    def send_text(
+        self, text: bytes, now: int, rng: Rng, message_id: bytes | None = None
+    ) -> tuple[bytes, bytes]:
+        """Return ``(message_id, ratchet_message)``. Pass ``message_id`` to retry."""
+        mid = message_id if message_id is not None else rng(MESSAGE_ID_SIZE)
+        payload = Payload(PayloadKind.TEXT, mid, now, text=text)
+        return mid, self._ratchet.encrypt(payload.encode(), rng)
+
+    def send_receipt(
+        self, status: ReceiptStatus, message_ids: Sequence[bytes], now: int, rng: Rng
+    ) -> bytes:
+        payload = Payload(
+            PayloadKind.RECEIPT,
+            rng(MESSAGE_ID_SIZE),
+            now,
+            receipt_status=status,
+            receipt_ids=tuple(message_ids),
+        )
+        return self._ratchet.encrypt(payload.encode(), rng)
+
+    def receive(self, data: bytes, rng: Rng) -> TextReceived | ReceiptReceived:
+        """Decrypt and parse one message. Raises on forgery or replay.
+
+        A payload that fails to parse after the ratchet authenticated it is
+        a fault of the (authenticated) peer; the ratchet has advanced, which
+        is correct: the message key is spent either way.
+        """
+        payload = Payload.decode_untrusted(self._ratchet.decrypt(data, rng))
+        if payload.kind is PayloadKind.RECEIPT:
+            assert payload.receipt_status is not None
+            return ReceiptReceived(payload.receipt_status, payload.receipt_ids)
+        duplicate = payload.message_id in self._seen
+        self._remember(payload.message_id)
+        return TextReceived(payload.message_id, payload.sent_at_ms, payload.text, duplicate)
+
+    def _remember(self, message_id: bytes) -> None:
+        self._seen[message_id] = None
+        self._seen.move_to_end(message_id)
+        while len(self._seen) > MAX_SEEN_IDS:
+            self._seen.popitem(last=False)
+
+    def encode(self) -> bytes:
+        w = Writer().raw(_MAGIC).u8(_VERSION)
+        w.var32(self._ratchet.encode(), MAX_RATCHET_STATE)
+        w.u16(len(self._seen))
+        for mid in self._seen:
+            w.fixed(mid, MESSAGE_ID_SIZE)
+        return w.getvalue()
+
+    @classmethod
+    def decode_untrusted(cls, data: bytes, dh: Dh = FAST.dh) -> Conversation:
+        r = Reader(data)
+        r.expect(_MAGIC, "conversation magic")
+        if r.u8("conversation version") != _VERSION:
+            raise DecodeError("unsupported conversation version")
+        conv = cls(RatchetSession.decode_untrusted(r.var32(MAX_RATCHET_STATE, "ratchet"), dh))
+        count = r.u16("seen count")
+        if count > MAX_SEEN_IDS:
+            raise DecodeError("too many remembered message ids")
+        for _ in range(count):
+            conv._seen[r.fixed(MESSAGE_ID_SIZE, "seen id")] = None
+        r.finish()
+        return conv
+
+    def __repr__(self) -> str:
+        return f"Conversation({self._ratchet!r}, seen={len(self._seen)})"
