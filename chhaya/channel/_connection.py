@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 from enum import Enum
 
-from ..crypto import DhKeyPair, KemKeyPair, Rng
+from ..crypto import AEAD_TAG_SIZE, DhKeyPair, KemKeyPair, Rng
 from ..identity import PrivateIdentity
 from ..safety import (
     ChhayaError,
@@ -71,6 +71,7 @@ __all__ = ["ChannelConnection", "ChannelState", "Role", "StreamEnded"]
 
 _LEN = struct.Struct(">I")
 _COMPACT_AT = 1 << 20
+_MIN_RECORD_BODY = 1 + AEAD_TAG_SIZE
 
 
 class StreamEnded(RemoteProtocolError):
@@ -297,7 +298,7 @@ class ChannelConnection:
             if receiver is not None and self._state is ChannelState.ESTABLISHED:
                 (body_len,) = _LEN.unpack_from(buf, pos)
                 end = pos + 4 + body_len
-                if body_len <= MAX_FRAME_BODY and end <= len(buf):
+                if _MIN_RECORD_BODY <= body_len <= MAX_FRAME_BODY and end <= len(buf):
                     if type(buf) is bytes:  # immutable: the view needs no release
                         plaintext = receiver.open(
                             buf[pos : pos + 5], memoryview(buf)[pos + 5 : end]

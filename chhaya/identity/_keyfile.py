@@ -177,4 +177,6 @@ def decode_pub_file_untrusted(data: bytes) -> tuple[str, PublicIdentity]:
         raw = base64.b64decode(parts[2], validate=True)
     except (binascii.Error, ValueError):
         raise DecodeError("public key is not valid base64") from None
+    if base64.b64encode(raw).decode("ascii") != parts[2]:
+        raise DecodeError("public key is not in canonical base64")  # one text per key
     return name, PublicIdentity.decode_untrusted(raw)

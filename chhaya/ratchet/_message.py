@@ -25,6 +25,7 @@ __all__ = [
     "ENCRYPTED_HEADER_SIZE",
     "FLAG_HEADER_ENCRYPTED",
     "HEADER_SIZE",
+    "MAX_MESSAGE_NUMBER",
     "MAX_RATCHET_CIPHERTEXT",
     "MAX_RATCHET_PLAINTEXT",
     "RATCHET_VERSION",
@@ -39,6 +40,9 @@ HEADER_NONCE_SIZE = 12
 ENCRYPTED_HEADER_SIZE = HEADER_NONCE_SIZE + HEADER_SIZE + AEAD_TAG_SIZE
 MAX_RATCHET_PLAINTEXT = 64 * 1024
 MAX_RATCHET_CIPHERTEXT = MAX_RATCHET_PLAINTEXT + AEAD_TAG_SIZE
+# Message numbers are u32; the last value is reserved so that a counter of
+# "next expected message" always fits in a u32 too.
+MAX_MESSAGE_NUMBER = (1 << 32) - 1
 _HEADER = struct.Struct(">32sII")
 
 
@@ -56,6 +60,8 @@ class Header:
         if len(data) != HEADER_SIZE:
             raise DecodeError("ratchet header has the wrong size")
         dh, pn, n = _HEADER.unpack(data)
+        if n >= MAX_MESSAGE_NUMBER:  # PN may equal it: a chain used to its end
+            raise DecodeError("ratchet message number out of range")
         return cls(bytes(dh), int(pn), int(n))
 
 

@@ -39,6 +39,7 @@ from ._errors import DuplicateMessageError, SkipLimitError
 from ._kdf import initial_header_keys, kdf_ck, kdf_rk, kdf_rk_he, message_key_material
 from ._message import (
     FLAG_HEADER_ENCRYPTED,
+    MAX_MESSAGE_NUMBER,
     MAX_RATCHET_PLAINTEXT,
     RATCHET_VERSION,
     Header,
@@ -57,7 +58,6 @@ MAX_SKIP_PER_CHAIN = 1000
 MAX_SKIPPED_TOTAL = 2000
 MAX_RECEIVER_CHAINS = 5
 MAX_SESSION_AD = 4096
-MAX_MESSAGE_NUMBER = (1 << 32) - 1
 
 _HEADER = struct.Struct(">32sII")
 _STATE_MAGIC = b"CDRS"
@@ -238,7 +238,8 @@ class RatchetSession:
             raise LocalProtocolError("sending chain exhausted")
         header = _HEADER.pack(self._dh_self.public_key, self._pn, n)
         if self._he:
-            assert self._hk_send is not None
+            if self._hk_send is None:
+                raise LocalProtocolError("no sending header key")
             nonce = rng(12)
             prefix = _PREFIX_HE + nonce + AESGCM(self._hk_send).encrypt(nonce, header, self._ad)
         else:
@@ -459,6 +460,18 @@ class RatchetSession:
         s._n_send = r.u32("n_send")
         s._n_recv = r.u32("n_recv")
         s._pn = r.u32("pn")
+        # Header keys must match the variant and the chains that exist.
+        if s._he:
+            consistent = (
+                s._nhk_send is not None
+                and s._nhk_recv is not None
+                and (s._hk_send is None) == (s._ck_send is None)
+                and (s._hk_recv is None) == (s._ck_recv is None)
+            )
+        else:
+            consistent = all(k is None for k in (s._hk_send, s._hk_recv, s._nhk_send, s._nhk_recv))
+        if not consistent:
+            raise DecodeError("header keys inconsistent with the session")
         n_prev = r.u8("previous chain count")
         if n_prev > MAX_RECEIVER_CHAINS:
             raise DecodeError("too many previous chains")

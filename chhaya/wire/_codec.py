@@ -34,6 +34,8 @@ class Reader:
         return len(self._data) - self._pos
 
     def fixed(self, n: int, what: str) -> bytes:
+        if n < 0:
+            raise DecodeError(f"negative length for {what}")
         end = self._pos + n
         if end > len(self._data):
             raise DecodeError(f"truncated {what}")
@@ -101,21 +103,23 @@ class Writer:
         self._parts.append(bytes(data))
         return self
 
-    def u8(self, v: int) -> Writer:
-        self._parts.append(bytes((v,)))
+    def _int(self, v: int, bits: int) -> Writer:
+        if not 0 <= v < (1 << bits):
+            raise ValueError(f"{v} does not fit in u{bits}")
+        self._parts.append(v.to_bytes(bits // 8, "big"))
         return self
+
+    def u8(self, v: int) -> Writer:
+        return self._int(v, 8)
 
     def u16(self, v: int) -> Writer:
-        self._parts.append(_U16.pack(v))
-        return self
+        return self._int(v, 16)
 
     def u32(self, v: int) -> Writer:
-        self._parts.append(_U32.pack(v))
-        return self
+        return self._int(v, 32)
 
     def u64(self, v: int) -> Writer:
-        self._parts.append(_U64.pack(v))
-        return self
+        return self._int(v, 64)
 
     def var16(self, data: bytes, max_len: int) -> Writer:
         if len(data) > max_len:
