@@ -22,6 +22,10 @@ import pytest
 import chhaya
 import chhaya.channel
 import chhaya.identity
+import chhaya.prekeys
+import chhaya.ratchet
+import chhaya.sealed
+import chhaya.session
 from chhaya import ChhayaError, DecodeError
 from chhaya.channel import ConnectionClosed, DataReceived, HandshakeComplete
 
@@ -46,6 +50,18 @@ VALID_FIRST_SEED: dict[str, Callable[[bytes], object]] = {
     "fuzz_syn_ack": chhaya.channel.SynAck.decode_untrusted,
     "fuzz_wire_reader": lambda d: d,
     "fuzz_channel_frames": lambda d: d,
+    "fuzz_sealed_certificate": chhaya.sealed.SenderCertificate.decode_untrusted,
+    "fuzz_padding": chhaya.sealed.unpad_untrusted,
+    "fuzz_prekey_signed_prekey": chhaya.prekeys.SignedPrekey.decode_untrusted,
+    "fuzz_prekey_kem_prekey": chhaya.prekeys.SignedKemPrekey.decode_untrusted,
+    "fuzz_prekey_one_time_prekey": chhaya.prekeys.OneTimePrekey.decode_untrusted,
+    "fuzz_prekey_bundle": chhaya.prekeys.PrekeyBundle.decode_untrusted,
+    "fuzz_prekey_initial_message": chhaya.prekeys.InitialMessage.decode_untrusted,
+    "fuzz_ratchet_header": chhaya.ratchet.Header.decode_untrusted,
+    "fuzz_ratchet_message": chhaya.ratchet.RatchetMessage.decode_untrusted,
+    "fuzz_ratchet_session": chhaya.ratchet.RatchetSession.decode_untrusted,
+    "fuzz_session_payload": chhaya.session.Payload.decode_untrusted,
+    "fuzz_conversation_state": chhaya.session.Conversation.decode_untrusted,
 }
 
 
