@@ -7,7 +7,6 @@ name the file.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from pathlib import Path
@@ -29,12 +28,15 @@ from chhaya.identity import (
 )
 
 from .clock import system_rng
+from .fsio import write_new_file_atomic
 
 __all__ = [
     "PASSPHRASE_ENV",
     "load_private_identity",
     "load_public_identity",
+    "read_bounded",
     "read_passphrase",
+    "read_private_file",
     "write_identity",
 ]
 
@@ -45,7 +47,7 @@ _MAX_PASSPHRASE_FILE = 4096
 def read_passphrase(passphrase_file: str | None) -> bytes | None:
     """The passphrase from ``--passphrase-file`` or ``$CHHAYA_PASSPHRASE``."""
     if passphrase_file is not None:
-        raw = _read_bounded(Path(passphrase_file), _MAX_PASSPHRASE_FILE, "passphrase file")
+        raw = read_bounded(Path(passphrase_file), _MAX_PASSPHRASE_FILE, "passphrase file")
         text = raw.rstrip(b"\r\n")
         if not text:
             raise KeyFileError(passphrase_file, "passphrase file is empty")
@@ -56,7 +58,7 @@ def read_passphrase(passphrase_file: str | None) -> bytes | None:
     return None
 
 
-def _read_bounded(path: Path, limit: int, what: str) -> bytes:
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
     try:
         with path.open("rb") as f:
             data = f.read(limit + 1)
@@ -69,35 +71,6 @@ def _read_bounded(path: Path, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise KeyFileError(str(path), f"{what} is too large to be valid")
     return data
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write to a temporary file with ``mode``, fsync, then rename into place."""
-    if path.exists():
-        raise KeyFileError(str(path), "already exists; refusing to overwrite a key")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)  # the umask may have narrowed it; never widened
-        os.link(tmp, path)  # unlike rename, fails if the target appeared meanwhile
-        tmp.unlink()
-    except FileExistsError:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise KeyFileError(str(path), "already exists; refusing to overwrite a key") from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def write_identity(
@@ -120,19 +93,19 @@ def write_identity(
         if p.exists():
             raise KeyFileError(str(p), "already exists; refusing to overwrite a key")
     key_bytes = encode_key_file(identity, system_rng, passphrase, params)
-    _write_atomic(key_path, key_bytes, 0o600)
-    _write_atomic(pub_path, encode_pub_file(name, identity.public).encode("ascii"), 0o644)
+    write_new_file_atomic(key_path, key_bytes, 0o600)
+    write_new_file_atomic(pub_path, encode_pub_file(name, identity.public).encode("ascii"), 0o644)
     return key_path, pub_path
 
 
-def load_private_identity(path: Path, passphrase: bytes | None) -> PrivateIdentity:
-    """Read a ``.key`` file; refuse it if group or others can read it."""
+def read_private_file(path: Path, limit: int, what: str = "key file") -> bytes:
+    """Read a secret file; refuse it if group or others have any access."""
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise KeyFileError(str(path), "key file not found") from None
+        raise KeyFileError(str(path), f"{what} not found") from None
     except OSError as exc:
-        raise KeyFileError(str(path), f"cannot stat key file: {exc.strerror}") from None
+        raise KeyFileError(str(path), f"cannot stat {what}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise KeyFileError(str(path), "not a regular file")
     if st.st_mode & 0o077:
@@ -140,7 +113,12 @@ def load_private_identity(path: Path, passphrase: bytes | None) -> PrivateIdenti
             str(path),
             f"permissions {stat.S_IMODE(st.st_mode):04o} let others read it; run chmod 600",
         )
-    data = _read_bounded(path, MAX_KEY_FILE_SIZE, "key file")
+    return read_bounded(path, limit, what)
+
+
+def load_private_identity(path: Path, passphrase: bytes | None) -> PrivateIdentity:
+    """Read a ``.key`` file; refuse it if group or others can read it."""
+    data = read_private_file(path, MAX_KEY_FILE_SIZE)
     try:
         return decode_key_file_untrusted(data, passphrase)
     except PassphraseRequired:
@@ -155,7 +133,7 @@ def load_private_identity(path: Path, passphrase: bytes | None) -> PrivateIdenti
 
 def load_public_identity(path: Path) -> tuple[str, PublicIdentity]:
     """Read a ``.pub`` file and return ``(name, identity)``."""
-    data = _read_bounded(path, MAX_PUB_FILE_SIZE, "public key file")
+    data = read_bounded(path, MAX_PUB_FILE_SIZE, "public key file")
     try:
         return decode_pub_file_untrusted(data)
     except ChhayaError as exc:

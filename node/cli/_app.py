@@ -9,6 +9,7 @@ import click
 from ._channel import channel
 from ._demo import demo
 from ._keys import fingerprint_cmd, keygen
+from ._quorum import quorum
 
 __all__ = ["cli"]
 
@@ -28,3 +29,4 @@ cli.add_command(keygen)
 cli.add_command(fingerprint_cmd)
 cli.add_command(channel)
 cli.add_command(demo)
+cli.add_command(quorum)
