@@ -26,6 +26,7 @@ import chhaya.prekeys
 import chhaya.ratchet
 import chhaya.sealed
 import chhaya.session
+import vkd.vrf
 from chhaya import ChhayaError, DecodeError
 from chhaya.channel import ConnectionClosed, DataReceived, HandshakeComplete
 
@@ -62,6 +63,7 @@ VALID_FIRST_SEED: dict[str, Callable[[bytes], object]] = {
     "fuzz_ratchet_session": chhaya.ratchet.RatchetSession.decode_untrusted,
     "fuzz_session_payload": chhaya.session.Payload.decode_untrusted,
     "fuzz_conversation_state": chhaya.session.Conversation.decode_untrusted,
+    "fuzz_vrf_proof": vkd.vrf.FAST_VRF.proof_to_hash,
 }
 
 
