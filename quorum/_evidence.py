@@ -46,7 +46,10 @@ class EquivocationEvidence:
         """Raise VerificationError unless this really proves equivocation."""
         self.first.verify()
         self.second.verify()
-        if self.first.directory_key != self.second.directory_key:
+        if (self.first.directory_key, self.first.vrf_key) != (
+            self.second.directory_key,
+            self.second.vrf_key,
+        ):
             raise VerificationError("evidence-directory", "heads from different directories")
         if self.first.head.epoch != self.second.head.epoch:
             raise VerificationError("evidence-epoch", "heads are for different epochs")

@@ -3,12 +3,15 @@
     EpochHead  = "CEH1" || directory id (32) || epoch u64 || root (32)
                  || previous head hash (32) || time_ms u64                  (116)
     head hash  = SHA-256("chhaya/quorum/v1/head" || EpochHead)
-    SignedHead = EpochHead || directory Ed25519 key (32) || signature (64)
+    SignedHead = EpochHead || directory Ed25519 key (32) || directory VRF key (32)
+                 || signature (64)
     signature  = Ed25519(directory key, "chhaya/quorum/v1/head-sig" || EpochHead)
-    directory id = SHA-256("chhaya/quorum/v1/directory-id" || directory key)
+    directory id = SHA-256("chhaya/quorum/v1/directory-id" || directory key || VRF key)
 
-The directory id is derived from the directory's key, so a signed head
-carries everything needed to check it. The first head (epoch 0) has an
+The directory id is derived from both of the directory's public keys, so a
+signed head carries everything needed to check it, and a certified head
+certifies the VRF key too: a directory cannot place one handle under two
+VRF keys and show each to different clients. The first head (epoch 0) has an
 all-zero previous hash.
 """
 
@@ -35,12 +38,12 @@ _HASH_LABEL = b"chhaya/quorum/v1/head"
 _SIG_LABEL = b"chhaya/quorum/v1/head-sig"
 _DIR_ID_LABEL = b"chhaya/quorum/v1/directory-id"
 EPOCH_HEAD_SIZE = 4 + 32 + 8 + 32 + 32 + 8
-SIGNED_HEAD_SIZE = EPOCH_HEAD_SIZE + ED25519_PUBLIC_KEY_SIZE + ED25519_SIGNATURE_SIZE
+SIGNED_HEAD_SIZE = EPOCH_HEAD_SIZE + 2 * ED25519_PUBLIC_KEY_SIZE + ED25519_SIGNATURE_SIZE
 GENESIS_PREVIOUS = bytes(32)
 
 
-def directory_id_for(directory_key: bytes) -> bytes:
-    return sha256(_DIR_ID_LABEL, directory_key)
+def directory_id_for(directory_key: bytes, vrf_key: bytes) -> bytes:
+    return sha256(_DIR_ID_LABEL, directory_key, vrf_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,7 @@ class EpochHead:
 class SignedHead:
     head: EpochHead
     directory_key: bytes
+    vrf_key: bytes
     signature: bytes
 
     def encode(self) -> bytes:
@@ -97,6 +101,7 @@ class SignedHead:
             Writer()
             .raw(self.head.encode())
             .fixed(self.directory_key, ED25519_PUBLIC_KEY_SIZE)
+            .fixed(self.vrf_key, ED25519_PUBLIC_KEY_SIZE)
             .fixed(self.signature, ED25519_SIGNATURE_SIZE)
             .getvalue()
         )
@@ -108,6 +113,7 @@ class SignedHead:
         out = cls(
             head,
             r.fixed(ED25519_PUBLIC_KEY_SIZE, "directory key"),
+            r.fixed(ED25519_PUBLIC_KEY_SIZE, "directory VRF key"),
             r.fixed(ED25519_SIGNATURE_SIZE, "head signature"),
         )
         r.finish()
@@ -115,7 +121,7 @@ class SignedHead:
 
     def verify(self) -> None:
         """Check the directory's signature and that the id matches its key."""
-        if self.head.directory_id != directory_id_for(self.directory_key):
+        if self.head.directory_id != directory_id_for(self.directory_key, self.vrf_key):
             raise VerificationError("directory-id", "head names another directory")
         try:
             FAST.sig.verify(self.directory_key, _SIG_LABEL + self.head.encode(), self.signature)
@@ -123,9 +129,8 @@ class SignedHead:
             raise VerificationError("head-signature", "directory signature is invalid") from None
 
 
-def sign_head(directory_key: SigningKey, head: EpochHead) -> SignedHead:
-    if head.directory_id != directory_id_for(directory_key.public_key):
+def sign_head(directory_key: SigningKey, vrf_key: bytes, head: EpochHead) -> SignedHead:
+    if head.directory_id != directory_id_for(directory_key.public_key, vrf_key):
         raise ValueError("head names another directory")
-    return SignedHead(
-        head, directory_key.public_key, directory_key.sign(_SIG_LABEL + head.encode())
-    )
+    signature = directory_key.sign(_SIG_LABEL + head.encode())
+    return SignedHead(head, directory_key.public_key, vrf_key, signature)

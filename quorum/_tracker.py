@@ -26,10 +26,12 @@ _MAX_REMEMBERED_EPOCHS = 1024
 
 
 class HeadTracker:
-    def __init__(self, verifier: CertificateVerifier, directory_key: bytes) -> None:
+    def __init__(
+        self, verifier: CertificateVerifier, directory_key: bytes, directory_vrf_key: bytes
+    ) -> None:
         self._verifier = verifier
         self._directory_key = directory_key
-        self._directory_id = directory_id_for(directory_key)
+        self._directory_id = directory_id_for(directory_key, directory_vrf_key)
         self._latest: SignedHead | None = None
         self._seen: dict[int, SignedHead] = {}
         self._evidence: EquivocationEvidence | None = None
@@ -57,7 +59,7 @@ class HeadTracker:
         """Check a certified head; return it if it is now the latest trusted one."""
         self.check_directory_trusted()
         signed.verify()
-        if signed.directory_key != self._directory_key:
+        if signed.head.directory_id != self._directory_id:
             raise VerificationError("directory", "head is from another directory")
         self._verifier.verify(certificate, SignedKind.EPOCH_HEAD, signed.head.head_hash)
         epoch = signed.head.epoch

@@ -91,6 +91,7 @@ class Witness:
         backend: BlsBackend,
         set_id: bytes,
         directory_key: bytes,
+        directory_vrf_key: bytes,
         store: WitnessStore,
         audit: AuditChecker,
     ) -> None:
@@ -98,7 +99,7 @@ class Witness:
         self._backend = backend
         self._set_id = set_id
         self._directory_key = directory_key
-        self._directory_id = directory_id_for(directory_key)
+        self._directory_id = directory_id_for(directory_key, directory_vrf_key)
         self._store = store
         self._audit = audit
 

@@ -61,8 +61,8 @@ class Directory:
         self._store = store
         self._vrf = vrf
         self.directory_key = keys.signing.public_key
-        self.directory_id = directory_id_for(self.directory_key)
         self.vrf_public_key = vrf.public_key(keys.vrf_secret)
+        self.directory_id = directory_id_for(self.directory_key, self.vrf_public_key)
         tree_epoch, store_epoch = tree.epoch, store.latest_epoch()
         if tree_epoch != store_epoch:
             raise StorageError(
@@ -86,7 +86,9 @@ class Directory:
         if latest is None:
             root = self._tree.insert_batch({})
             genesis = sign_head(
-                self._keys.signing, EpochHead(self.directory_id, 0, root, GENESIS_PREVIOUS, now)
+                self._keys.signing,
+                self.vrf_public_key,
+                EpochHead(self.directory_id, 0, root, GENESIS_PREVIOUS, now),
             )
             self._store.commit_epoch(0, [], genesis.encode(), b"")
             return genesis, None
@@ -112,7 +114,7 @@ class Directory:
         head = EpochHead(
             self.directory_id, epoch, root, previous.head.head_hash, max(now, previous.head.time_ms)
         )
-        signed = sign_head(self._keys.signing, head)
+        signed = sign_head(self._keys.signing, self.vrf_public_key, head)
         audit = AuditProof.create(
             self._keys.signing, previous, signed, sorted(batch.items()), append_only
         )

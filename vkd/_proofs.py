@@ -286,6 +286,10 @@ class AppendOnlyViolation:
     def directory_key(self) -> bytes:
         return self.audit.new.directory_key
 
+    @property
+    def directory_id(self) -> bytes:
+        return self.audit.new.head.directory_id
+
     def encode(self) -> bytes:
         return b"CVV1" + self.audit.encode()
 

@@ -67,11 +67,12 @@ class AppendOnlyViolationDetected(VerificationError):
 
 @dataclass(frozen=True, slots=True)
 class DirectoryTrust:
-    """What a client trusts: the directory's keys and the witness quorum."""
+    """What a client trusts: the witness quorum, and optionally a pinned
+    directory key. The directory's VRF key comes from the certified head,
+    whose directory id commits to it."""
 
-    directory_key: bytes
-    vrf_public_key: bytes
     verifier: CertificateVerifier
+    directory_key: bytes | None = None
     max_head_age_ms: int = DEFAULT_MAX_HEAD_AGE_MS
     evidence: tuple[EquivocationEvidence | AppendOnlyViolation, ...] = ()
 
@@ -79,11 +80,7 @@ class DirectoryTrust:
         """Add verified evidence; a directory with any is refused from then on."""
         evidence.verify()
         return DirectoryTrust(
-            self.directory_key,
-            self.vrf_public_key,
-            self.verifier,
-            self.max_head_age_ms,
-            (*self.evidence, evidence),
+            self.verifier, self.directory_key, self.max_head_age_ms, (*self.evidence, evidence)
         )
 
 
@@ -103,8 +100,8 @@ class VerifiedHistory:
     head: SignedHead
 
 
-def _evidence_key(e: EquivocationEvidence | AppendOnlyViolation) -> bytes:
-    return e.first.directory_key if isinstance(e, EquivocationEvidence) else e.directory_key
+def _evidence_directory(e: EquivocationEvidence | AppendOnlyViolation) -> bytes:
+    return e.directory_id
 
 
 def _verify_head(
@@ -114,9 +111,9 @@ def _verify_head(
     last_seen: SignedHead | None,
     now: int,
 ) -> None:
-    if any(_evidence_key(e) == trust.directory_key for e in trust.evidence):
+    if any(_evidence_directory(e) == head.head.directory_id for e in trust.evidence):
         raise VerificationError("directory-equivocated", "this directory signed two histories")
-    if head.directory_key != trust.directory_key:
+    if trust.directory_key is not None and head.directory_key != trust.directory_key:
         raise VerificationError("directory", "head is signed by another directory")
     head.verify()
     trust.verifier.verify(certificate, SignedKind.EPOCH_HEAD, head.head.head_hash)
@@ -137,9 +134,9 @@ def _verify_head(
 
 
 def _verify_index(
-    handle: str, version: int, vrf_proof: bytes, index: bytes, trust: DirectoryTrust
+    handle: str, version: int, vrf_proof: bytes, index: bytes, head: SignedHead
 ) -> None:
-    beta = FAST_VRF.verify(trust.vrf_public_key, vrf_input(handle, version), vrf_proof)
+    beta = FAST_VRF.verify(head.vrf_key, vrf_input(handle, version), vrf_proof)
     if beta[:32] != index:
         raise VerificationError("vrf-index", "proof is for another index")
 
@@ -147,7 +144,7 @@ def _verify_index(
 def _verify_version(
     handle: str, version: int, opening: VersionOpening, head: SignedHead, trust: DirectoryTrust
 ) -> DirectoryValue:
-    _verify_index(handle, version, opening.vrf_proof, opening.membership.index, trust)
+    _verify_index(handle, version, opening.vrf_proof, opening.membership.index, head)
     expected = commitment(opening.opening, handle, version, opening.epoch, opening.value)
     if expected != opening.membership.value_hash:
         raise VerificationError("commitment", "opening does not match the leaf")
@@ -168,7 +165,7 @@ def _verify_absence(
     head: SignedHead,
     trust: DirectoryTrust,
 ) -> None:
-    _verify_index(handle, version, vrf_proof, proof.index, trust)
+    _verify_index(handle, version, vrf_proof, proof.index, head)
     verify_non_membership(head.head.root, proof)
 
 

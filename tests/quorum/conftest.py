@@ -53,6 +53,7 @@ def quorum4(blst: BlsBackend) -> Quorum:
 
 
 DIRECTORY: SigningKey = FAST.sig.from_seed(seeded("directory"))
+VRF_KEY = seeded("directory vrf key")
 OTHER_DIRECTORY: SigningKey = FAST.sig.from_seed(seeded("other directory"))
 
 
@@ -63,8 +64,8 @@ def head(
     key: SigningKey = DIRECTORY,
     time_ms: int = NOW,
 ) -> SignedHead:
-    h = EpochHead(directory_id_for(key.public_key), epoch, root, previous, time_ms + epoch)
-    return sign_head(key, h)
+    h = EpochHead(directory_id_for(key.public_key, VRF_KEY), epoch, root, previous, time_ms + epoch)
+    return sign_head(key, VRF_KEY, h)
 
 
 def chain(length: int) -> list[SignedHead]:

@@ -29,7 +29,7 @@ from quorum import (
 )
 from quorum.bls import BlsBackend
 
-from .conftest import DIRECTORY, NOW, OTHER_DIRECTORY, Quorum, chain, head, make_quorum
+from .conftest import DIRECTORY, NOW, OTHER_DIRECTORY, VRF_KEY, Quorum, chain, head, make_quorum
 
 
 def _certify(q: Quorum, kind: SignedKind, digest: bytes, who: list[int]) -> QuorumCertificate:
@@ -222,6 +222,7 @@ def _witness(q: Quorum, store: object, i: int = 0) -> Witness:
         backend=q.backend,
         set_id=q.witness_set.set_id,
         directory_key=DIRECTORY.public_key,
+        directory_vrf_key=VRF_KEY,
         store=store,  # type: ignore[arg-type]
         audit=_no_audit,
     )
@@ -231,7 +232,7 @@ def test_witnesses_certify_a_chain(quorum4: Quorum) -> None:
     heads = chain(4)
     witnesses = [_witness(quorum4, InMemoryWitnessStore(), i) for i in range(4)]
     verifier = CertificateVerifier(quorum4.witness_set, quorum4.backend)
-    tracker = HeadTracker(verifier, DIRECTORY.public_key)
+    tracker = HeadTracker(verifier, DIRECTORY.public_key, VRF_KEY)
     for h in heads:
         partials = {
             quorum4.witness_set.members[i].witness_id: witnesses[i].sign_head(h, b"", NOW)
@@ -265,7 +266,7 @@ def test_witness_refuses_gaps_forks_and_bad_heads(quorum4: Quorum) -> None:
     with pytest.raises(VerificationError) as info:
         w.sign_head(alien, b"", NOW)
     assert info.value.check == "directory"
-    tampered = SignedHead(heads[1].head, heads[1].directory_key, bytes(64))
+    tampered = SignedHead(heads[1].head, heads[1].directory_key, VRF_KEY, bytes(64))
     with pytest.raises(VerificationError) as info:
         w.sign_head(tampered, b"", NOW)
     assert info.value.check == "head-signature"
@@ -325,14 +326,14 @@ def test_evidence_must_really_show_equivocation() -> None:
     with pytest.raises(VerificationError) as info:
         EquivocationEvidence(a, head(3, key=OTHER_DIRECTORY)).verify()
     assert info.value.check == "evidence-directory"
-    forged = SignedHead(b.head, b.directory_key, bytes(64))
+    forged = SignedHead(b.head, b.directory_key, VRF_KEY, bytes(64))
     with pytest.raises(VerificationError):
         EquivocationEvidence(a, forged).verify()
 
 
 def test_client_holding_evidence_refuses_the_directory(quorum4: Quorum) -> None:
     verifier = CertificateVerifier(quorum4.witness_set, quorum4.backend)
-    tracker = HeadTracker(verifier, DIRECTORY.public_key)
+    tracker = HeadTracker(verifier, DIRECTORY.public_key, VRF_KEY)
     h0 = head(0)
     tracker.accept(h0, _certify(quorum4, SignedKind.EPOCH_HEAD, h0.head.head_hash, [0, 1, 2]))
     evidence = EquivocationEvidence.from_heads(head(5), head(5, root=b"\x55" * 32))
@@ -345,7 +346,7 @@ def test_client_holding_evidence_refuses_the_directory(quorum4: Quorum) -> None:
 
 def test_client_detects_equivocation_itself(quorum4: Quorum) -> None:
     verifier = CertificateVerifier(quorum4.witness_set, quorum4.backend)
-    tracker = HeadTracker(verifier, DIRECTORY.public_key)
+    tracker = HeadTracker(verifier, DIRECTORY.public_key, VRF_KEY)
     a, b = head(0), head(0, root=b"\x77" * 32)
     tracker.accept(a, _certify(quorum4, SignedKind.EPOCH_HEAD, a.head.head_hash, [0, 1, 2]))
     with pytest.raises(VerificationError) as info:
@@ -356,7 +357,7 @@ def test_client_detects_equivocation_itself(quorum4: Quorum) -> None:
 
 def test_client_refuses_rollback_and_uncertified_heads(quorum4: Quorum) -> None:
     verifier = CertificateVerifier(quorum4.witness_set, quorum4.backend)
-    tracker = HeadTracker(verifier, DIRECTORY.public_key)
+    tracker = HeadTracker(verifier, DIRECTORY.public_key, VRF_KEY)
     heads = chain(3)
     for h in heads:
         tracker.accept(h, _certify(quorum4, SignedKind.EPOCH_HEAD, h.head.head_hash, [0, 1, 2]))

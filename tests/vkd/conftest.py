@@ -102,14 +102,13 @@ def make_world(seed: str = "dir") -> World:
             backend=backend,
             set_id=ws.set_id,
             directory_key=directory.directory_key,
+            directory_vrf_key=directory.vrf_public_key,
             store=InMemoryWitnessStore(),
             audit=audit_checker,
         )
         for sk in sks
     ]
-    trust = DirectoryTrust(
-        directory.directory_key, directory.vrf_public_key, CertificateVerifier(ws, backend)
-    )
+    trust = DirectoryTrust(CertificateVerifier(ws, backend), directory.directory_key)
     ticks = itertools.count()
     world = World(directory, witnesses, members, ws, trust, lambda: NOW + 1000 * next(ticks))
     world.publish_and_certify()  # genesis

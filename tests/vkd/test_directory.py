@@ -122,9 +122,16 @@ def _check_fails(world: World, proof: LookupProof, check: str, **kw: object) -> 
 
 
 def test_wrong_vrf_key(registered: World) -> None:
+    # VRF proofs made with a key other than the one the certified head names.
     other = make_world("other")
-    trust = dataclasses.replace(registered.trust, vrf_public_key=other.trust.vrf_public_key)
-    _check_fails(registered, registered.directory.lookup("alice"), "vrf", trust=trust)
+    other.directory.add("alice", bundle_for("alice"))
+    other.publish_and_certify()
+    proof = registered.directory.lookup("alice")
+    assert proof.latest is not None
+    foreign = other.directory.lookup("alice")
+    assert foreign.latest is not None
+    latest = dataclasses.replace(proof.latest, vrf_proof=foreign.latest.vrf_proof)
+    _check_fails(registered, dataclasses.replace(proof, latest=latest), "vrf")
 
 
 def test_proof_for_another_handle(registered: World) -> None:
@@ -165,6 +172,7 @@ def test_equivocating_head_at_the_same_epoch(registered: World) -> None:
     h = proof.head.head
     fork = sign_head(
         registered.directory._keys.signing,  # the directory itself signs a second head
+        registered.directory.vrf_public_key,
         dataclasses.replace(h, root=b"\x01" * 32),
     )
     with pytest.raises(EquivocationDetected) as info:
@@ -220,7 +228,8 @@ def test_changed_binding_is_refused_by_witnesses_with_evidence(registered: World
     assert honest_audit is not None
     # The directory claims a root in which alice's leaf changed, with the
     # honest batch and proof: the audit cannot reconcile the two roots.
-    forged = sign_head(d._keys.signing, dataclasses.replace(honest_head.head, root=b"\x42" * 32))
+    forged_head = dataclasses.replace(honest_head.head, root=b"\x42" * 32)
+    forged = sign_head(d._keys.signing, d.vrf_public_key, forged_head)
     audit = AuditProof.create(
         d._keys.signing, previous, forged, honest_audit.batch, honest_audit.append_only
     )
