@@ -134,7 +134,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--py-ecc-max-n", type=int, default=16, help="largest n for py_ecc (slow)")
+    ap.add_argument("--py-ecc-max-n", type=int, default=256, help="largest n for py_ecc (slow)")
     args = ap.parse_args()
     repeats = 1 if args.quick else args.repeats
     sizes = [4, 16] if args.quick else [4, 16, 64, 256]
