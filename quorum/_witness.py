@@ -94,6 +94,7 @@ class Witness:
         directory_vrf_key: bytes,
         store: WitnessStore,
         audit: AuditChecker,
+        genesis_root: bytes | None = None,
     ) -> None:
         self._sk = secret_key
         self._backend = backend
@@ -102,6 +103,9 @@ class Witness:
         self._directory_id = directory_id_for(directory_key, directory_vrf_key)
         self._store = store
         self._audit = audit
+        # The append-only argument is an induction from the first head, so a
+        # directory whose genesis must be empty says so here.
+        self._genesis_root = genesis_root
 
     @property
     def last_signed(self) -> SignedHead | None:
@@ -119,6 +123,8 @@ class Witness:
         if last is None:
             if head.epoch != 0 or head.previous != GENESIS_PREVIOUS:
                 raise VerificationError("epoch", "a witness starts at the genesis head")
+            if self._genesis_root is not None and head.root != self._genesis_root:
+                raise VerificationError("genesis-root", "the genesis head must be empty")
         else:
             if head.epoch == last.head.epoch:
                 if head.head_hash == last.head.head_hash:

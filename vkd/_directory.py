@@ -77,8 +77,8 @@ class Directory:
         self._store.add_pending(PendingUpdate(handle, value.encode()))
 
     def _index(self, handle: str, version: int) -> tuple[bytes, bytes]:
-        proof = self._vrf.prove(self._keys.vrf_secret, vrf_input(handle, version))
-        return proof, self._vrf.proof_to_hash(proof)[:32]
+        proof, beta = self._vrf.prove_with_output(self._keys.vrf_secret, vrf_input(handle, version))
+        return proof, beta[:32]
 
     def publish(self, now: int, rng: Rng) -> tuple[SignedHead, AuditProof | None]:
         """Make the next epoch. The first call makes the empty genesis epoch."""

@@ -8,6 +8,7 @@ import click
 
 from ._channel import channel
 from ._demo import demo
+from ._directory import directory
 from ._keys import fingerprint_cmd, keygen
 from ._quorum import quorum
 
@@ -30,3 +31,4 @@ cli.add_command(fingerprint_cmd)
 cli.add_command(channel)
 cli.add_command(demo)
 cli.add_command(quorum)
+cli.add_command(directory)

@@ -26,6 +26,7 @@ import chhaya.prekeys
 import chhaya.ratchet
 import chhaya.sealed
 import chhaya.session
+import vkd.tree
 import vkd.vrf
 from chhaya import ChhayaError, DecodeError
 from chhaya.channel import ConnectionClosed, DataReceived, HandshakeComplete
@@ -64,6 +65,9 @@ VALID_FIRST_SEED: dict[str, Callable[[bytes], object]] = {
     "fuzz_session_payload": chhaya.session.Payload.decode_untrusted,
     "fuzz_conversation_state": chhaya.session.Conversation.decode_untrusted,
     "fuzz_vrf_proof": vkd.vrf.FAST_VRF.proof_to_hash,
+    "fuzz_smt_membership_proof": vkd.tree.MembershipProof.decode_untrusted,
+    "fuzz_smt_non_membership_proof": vkd.tree.NonMembershipProof.decode_untrusted,
+    "fuzz_smt_append_only_proof": vkd.tree.AppendOnlyProof.decode_untrusted,
 }
 
 

@@ -379,3 +379,20 @@ def test_head_and_evidence_decoders_raise_only_decode_error(data: bytes) -> None
     for decode in (SignedHead.decode_untrusted, EquivocationEvidence.decode_untrusted):
         with contextlib.suppress(DecodeError):
             decode(data)
+
+
+def test_genesis_root_is_enforced_when_configured(quorum4: Quorum) -> None:
+    w = Witness(
+        secret_key=quorum4.secret_keys[0],
+        backend=quorum4.backend,
+        set_id=quorum4.witness_set.set_id,
+        directory_key=DIRECTORY.public_key,
+        directory_vrf_key=VRF_KEY,
+        store=InMemoryWitnessStore(),
+        audit=_no_audit,
+        genesis_root=b"\x00" * 32,
+    )
+    with pytest.raises(VerificationError) as info:
+        w.sign_head(head(0), b"", NOW)  # root 0x11..., not the empty root
+    assert info.value.check == "genesis-root"
+    assert w.sign_head(head(0, root=b"\x00" * 32), b"", NOW)

@@ -31,7 +31,7 @@ from vkd import (
     InMemoryDirectoryStore,
     audit_checker,
 )
-from vkd.tree import InMemoryNodeStore, SparseMerkleTree
+from vkd.tree import EMPTY_HASH, InMemoryNodeStore, SparseMerkleTree
 
 NOW = 1_800_000_000_000
 
@@ -105,6 +105,7 @@ def make_world(seed: str = "dir") -> World:
             directory_vrf_key=directory.vrf_public_key,
             store=InMemoryWitnessStore(),
             audit=audit_checker,
+            genesis_root=EMPTY_HASH,
         )
         for sk in sks
     ]

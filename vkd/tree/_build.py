@@ -12,7 +12,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from itertools import pairwise
 
-from ._hash import EMPTY_HASH, HASH_SIZE, INDEX_SIZE, inner_hash, leaf_hash
+from ._hash import EMPTY_HASH, EMPTY_REF, HASH_SIZE, INDEX_SIZE, inner_hash, leaf_hash
 
 __all__ = ["Batch", "build_subtree", "contains", "sorted_batch", "with_leaf"]
 
@@ -61,9 +61,15 @@ def build_subtree(
     lo: int,
     hi: int,
     out: dict[bytes, bytes] | None,
+    written: bytes = b"",
+    keep: bytes | None = None,
 ) -> bytes:
     """Hash of the canonical subtree at (``depth``, ``base``) holding exactly
-    ``batch[lo:hi]``; the new node records go into ``out`` when it is given.
+    ``batch[lo:hi]``.
+
+    When ``out`` is given, the new node records go into it, keyed by node
+    reference ``written || hash`` (``written`` is the 4-byte epoch); the leaf
+    whose reference is ``keep`` already exists and is referenced, not written.
     """
     n = hi - lo
     if n == 0:
@@ -72,17 +78,25 @@ def build_subtree(
         index = batch.indices[lo]
         value_hash = batch.values[lo]
         h = leaf_hash(index, value_hash)
-        if out is not None:
-            out[h] = _LEAF_TAG + index + value_hash
+        if out is not None and (keep is None or keep[4:] != h):
+            out[written + h] = _LEAF_TAG + index + value_hash
         return h
     mid = base + (1 << (255 - depth))
     m = bisect_left(batch.keys, mid, lo, hi)
-    left = build_subtree(depth + 1, base, batch, lo, m, out)
-    right = build_subtree(depth + 1, mid, batch, m, hi, out)
+    left = build_subtree(depth + 1, base, batch, lo, m, out, written, keep)
+    right = build_subtree(depth + 1, mid, batch, m, hi, out, written, keep)
     h = inner_hash(left, right)
     if out is not None:
-        out[h] = _INNER_TAG + left + right
+        out[written + h] = _INNER_TAG + _ref(left, written, keep) + _ref(right, written, keep)
     return h
+
+
+def _ref(h: bytes, written: bytes, keep: bytes | None) -> bytes:
+    if h == EMPTY_HASH:
+        return EMPTY_REF
+    if keep is not None and keep[4:] == h:
+        return keep
+    return written + h
 
 
 def with_leaf(batch: Batch, lo: int, hi: int, index: bytes, value_hash: bytes) -> Batch:

@@ -20,9 +20,12 @@ import hashlib
 
 __all__ = [
     "EMPTY_HASH",
+    "EMPTY_REF",
     "HASH_SIZE",
     "INDEX_BITS",
     "INDEX_SIZE",
+    "MAX_EPOCH",
+    "NODE_REF_SIZE",
     "inner_hash",
     "leaf_hash",
 ]
@@ -37,6 +40,14 @@ _INNER_PREFIX = b"\x01chhaya/smt/v1/inner"
 _EMPTY_INPUT = b"\x02chhaya/smt/v1/empty"
 
 EMPTY_HASH = hashlib.sha256(_EMPTY_INPUT).digest()
+
+#: A stored node is found by its reference: the epoch it was written in
+#: (u32, big-endian) followed by its hash. The epoch prefix keeps each batch's
+#: nodes together in an ordered store such as SQLite.
+NODE_REF_SIZE = 4 + HASH_SIZE
+MAX_EPOCH = 2**32 - 1
+#: The empty subtree is never stored; references to it use epoch 0.
+EMPTY_REF = bytes(4) + EMPTY_HASH
 
 _sha256 = hashlib.sha256
 

@@ -14,7 +14,8 @@ are reused by hash, empty subtrees and single leaves that new indices reach
 are rebuilt from the sorted keys, and every changed node is hashed once.
 The new nodes and the new root are committed to the :class:`NodeStore` in one
 ``write_batch``, as the next epoch. Old nodes are never overwritten, so every
-past epoch can still be read and proved against.
+past epoch can still be read and proved against. Stored nodes are found by
+reference (written epoch || hash); see ``_store.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from chhaya import LocalProtocolError, StorageError
 
 from ._build import Batch, build_subtree, contains, sorted_batch, with_leaf
-from ._hash import EMPTY_HASH, INDEX_SIZE, inner_hash
+from ._hash import EMPTY_HASH, EMPTY_REF, INDEX_SIZE, MAX_EPOCH, inner_hash
 from ._proofs import (
     NODE_EMPTY,
     NODE_HASH,
@@ -35,11 +36,12 @@ from ._proofs import (
     MembershipProof,
     NonMembershipProof,
 )
-from ._store import NODE_RECORD_SIZE, RECORD_INNER, RECORD_LEAF, NodeStore
+from ._store import INNER_RECORD_SIZE, LEAF_RECORD_SIZE, RECORD_INNER, RECORD_LEAF, NodeStore
 
 __all__ = ["DuplicateIndexError", "SparseMerkleTree"]
 
 _INNER_TAG = bytes([RECORD_INNER])
+_RECORD_SIZES = {bytes([RECORD_LEAF]): LEAF_RECORD_SIZE, _INNER_TAG: INNER_RECORD_SIZE}
 
 
 class DuplicateIndexError(LocalProtocolError):
@@ -51,16 +53,14 @@ class DuplicateIndexError(LocalProtocolError):
 
 
 class _Path:
-    """Where an index's path ends: siblings top-down and the end node."""
+    """Where an index's path ends: siblings top-down, and the (index, value
+    hash) of the leaf there, or None for the empty subtree."""
 
-    __slots__ = ("end", "leaf", "siblings")
+    __slots__ = ("leaf", "siblings")
 
-    def __init__(
-        self, siblings: tuple[bytes, ...], end: bytes, leaf: tuple[bytes, bytes] | None
-    ) -> None:
+    def __init__(self, siblings: tuple[bytes, ...], leaf: tuple[bytes, bytes] | None) -> None:
         self.siblings = siblings
-        self.end = end  # EMPTY_HASH or the hash of a leaf
-        self.leaf = leaf  # the (index, value hash) of that leaf
+        self.leaf = leaf
 
 
 class SparseMerkleTree:
@@ -83,18 +83,21 @@ class SparseMerkleTree:
     @property
     def root(self) -> bytes:
         """The newest root (``EMPTY_HASH`` before the first batch)."""
-        epoch = self._store.latest_epoch()
-        return EMPTY_HASH if epoch is None else self.root_at(epoch)
+        return self._root_ref(None)[4:]
 
     def root_at(self, epoch: int) -> bytes:
         """The root committed for ``epoch``."""
-        root = self._store.get_root(epoch)
-        if root is None:
-            raise LocalProtocolError(f"no epoch {epoch}")
-        return root
+        return self._root_ref(epoch)[4:]
 
-    def _root_for(self, epoch: int | None) -> bytes:
-        return self.root if epoch is None else self.root_at(epoch)
+    def _root_ref(self, epoch: int | None) -> bytes:
+        if epoch is None:
+            epoch = self._store.latest_epoch()
+            if epoch is None:
+                return EMPTY_REF
+        ref = self._store.get_root(epoch)
+        if ref is None:
+            raise LocalProtocolError(f"no epoch {epoch}")
+        return ref
 
     # -- insertion --------------------------------------------------------------
 
@@ -106,86 +109,94 @@ class SparseMerkleTree:
         nothing is committed. An empty batch commits the same root again.
         """
         batch = sorted_batch(updates)
-        epoch = self._store.latest_epoch()
-        old_root = EMPTY_HASH if epoch is None else self.root_at(epoch)
+        latest = self._store.latest_epoch()
+        epoch = 0 if latest is None else latest + 1
+        if epoch > MAX_EPOCH:
+            raise LocalProtocolError("the tree has used up its epoch numbers")
+        root = self._root_ref(latest)
         nodes: dict[bytes, bytes] = {}
-        new_root = old_root
         if len(batch):
-            new_root = self._insert(old_root, 0, 0, batch, 0, len(batch), nodes)
-        self._store.write_batch(nodes, new_root, 0 if epoch is None else epoch + 1)
-        return new_root
+            written = epoch.to_bytes(4, "big")
+            root = self._insert(root, 0, 0, batch, 0, len(batch), nodes, written)
+        self._store.write_batch(nodes, root, epoch)
+        return root[4:]
 
     def _insert(
         self,
-        node: bytes,
+        ref: bytes,
         depth: int,
         base: int,
         batch: Batch,
         lo: int,
         hi: int,
         out: dict[bytes, bytes],
+        written: bytes,
     ) -> bytes:
-        if node == EMPTY_HASH:
-            return build_subtree(depth, base, batch, lo, hi, out)
-        record = self._record(node)
+        """Insert ``batch[lo:hi]`` (not empty) below ``ref``; the new node's reference."""
+        if ref[4:] == EMPTY_HASH:
+            return written + build_subtree(depth, base, batch, lo, hi, out, written)
+        record = self._record(ref)
         if record[0] == RECORD_LEAF:
             index = record[1:33]
             if contains(batch, lo, hi, int.from_bytes(index, "big")):
                 raise DuplicateIndexError(index)
             merged = with_leaf(batch, lo, hi, index, record[33:65])
-            return build_subtree(depth, base, merged, 0, len(merged), out)
-        left = record[1:33]
-        right = record[33:65]
+            return written + build_subtree(
+                depth, base, merged, 0, len(merged), out, written, keep=ref
+            )
+        left = record[1:37]
+        right = record[37:73]
         mid = base + (1 << (255 - depth))
         split = bisect_left(batch.keys, mid, lo, hi)
         if split > lo:
-            left = self._insert(left, depth + 1, base, batch, lo, split, out)
+            left = self._insert(left, depth + 1, base, batch, lo, split, out, written)
         if hi > split:
-            right = self._insert(right, depth + 1, mid, batch, split, hi, out)
-        h = inner_hash(left, right)
-        out[h] = _INNER_TAG + left + right
-        return h
+            right = self._insert(right, depth + 1, mid, batch, split, hi, out, written)
+        new = written + inner_hash(left[4:], right[4:])
+        out[new] = _INNER_TAG + left + right
+        return new
 
-    def _record(self, node: bytes) -> bytes:
-        record = self._store.get_node(node)
-        if record is None or len(record) != NODE_RECORD_SIZE:
-            raise StorageError(f"tree node {node.hex()} is missing or corrupt")
-        if record[0] not in (RECORD_LEAF, RECORD_INNER):
-            raise StorageError(f"tree node {node.hex()} has an unknown kind")
+    def _record(self, ref: bytes) -> bytes:
+        record = self._store.get_node(ref)
+        if record is None:
+            raise StorageError(f"tree node {ref.hex()} is missing")
+        if len(record) != _RECORD_SIZES.get(record[:1]):
+            raise StorageError(f"tree node {ref.hex()} is corrupt")
         return record
 
     # -- lookups and proofs --------------------------------------------------------
 
-    def _path(self, root: bytes, index: bytes) -> _Path:
+    def _path(self, epoch: int | None, index: bytes) -> _Path:
         if not isinstance(index, bytes) or len(index) != INDEX_SIZE:
             raise ValueError("index is not 32 bytes")
         key = int.from_bytes(index, "big")
         siblings: list[bytes] = []
-        node = root
+        ref = self._root_ref(epoch)
         depth = 0
-        while node != EMPTY_HASH:
-            record = self._record(node)
+        while ref[4:] != EMPTY_HASH:
+            record = self._record(ref)
             if record[0] == RECORD_LEAF:
-                return _Path(tuple(siblings), node, (record[1:33], record[33:65]))
+                return _Path(tuple(siblings), (record[1:33], record[33:65]))
             if (key >> (255 - depth)) & 1:
-                siblings.append(record[1:33])
-                node = record[33:65]
+                siblings.append(record[5:37])
+                ref = record[37:73]
             else:
-                siblings.append(record[33:65])
-                node = record[1:33]
+                siblings.append(record[41:73])
+                ref = record[1:37]
             depth += 1
-        return _Path(tuple(siblings), EMPTY_HASH, None)
+        return _Path(tuple(siblings), None)
 
     def get(self, index: bytes, epoch: int | None = None) -> bytes | None:
         """The value hash at ``index`` (in ``epoch``, default the newest), or None."""
-        path = self._path(self._root_for(epoch), index)
-        if path.leaf is not None and path.leaf[0] == index:
-            return path.leaf[1]
+        leaf = self._path(epoch, index).leaf
+        if leaf is not None and leaf[0] == index:
+            return leaf[1]
         return None
 
     def prove(self, index: bytes, epoch: int | None = None) -> MembershipProof | NonMembershipProof:
-        """A membership proof if ``index`` is in the tree, else a non-membership one."""
-        path = self._path(self._root_for(epoch), index)
+        """A membership proof if ``index`` is in the tree of ``epoch`` (default
+        the newest), else a non-membership one."""
+        path = self._path(epoch, index)
         if path.leaf is not None and path.leaf[0] == index:
             return MembershipProof(index, path.leaf[1], path.siblings)
         return NonMembershipProof(index, path.leaf, path.siblings)
@@ -209,21 +220,36 @@ class SparseMerkleTree:
         old_root: bytes,
         batch: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]],
     ) -> AppendOnlyProof:
-        """Proof that inserting ``batch`` into the tree ``old_root`` (a root this
-        store holds) gives the root ``insert_batch(batch)`` returned.
+        """Proof that inserting ``batch`` into the tree whose root is
+        ``old_root`` (the root of some committed epoch, or ``EMPTY_HASH``)
+        gives the root that ``insert_batch(batch)`` returns.
 
-        Raises DuplicateIndexError if a batch index is already under ``old_root``.
+        Only the batch's indices matter. Raises DuplicateIndexError if one is
+        already in the old tree, LocalProtocolError if no epoch has that root.
         """
         sorted_new = sorted_batch(batch)
+        root = self._find_root(old_root)
         kinds = bytearray()
         leaves: list[tuple[bytes, bytes]] = []
         hashes: list[bytes] = []
-        self._prove_append(old_root, 0, 0, sorted_new, 0, len(sorted_new), kinds, leaves, hashes)
+        self._prove_append(root, 0, 0, sorted_new, 0, len(sorted_new), kinds, leaves, hashes)
         return AppendOnlyProof(bytes(kinds), tuple(leaves), tuple(hashes))
+
+    def _find_root(self, root: bytes) -> bytes:
+        """The reference of ``root``, searching epochs from the newest."""
+        if root == EMPTY_HASH:
+            return EMPTY_REF
+        epoch = self._store.latest_epoch()
+        while epoch is not None and epoch >= 0:
+            ref = self._store.get_root(epoch)
+            if ref is not None and ref[4:] == root:
+                return ref
+            epoch -= 1
+        raise LocalProtocolError(f"{root.hex()} is not the root of any epoch")
 
     def _prove_append(
         self,
-        node: bytes,
+        ref: bytes,
         depth: int,
         base: int,
         batch: Batch,
@@ -233,6 +259,7 @@ class SparseMerkleTree:
         leaves: list[tuple[bytes, bytes]],
         hashes: list[bytes],
     ) -> None:
+        node = ref[4:]
         if node == EMPTY_HASH:
             kinds.append(NODE_EMPTY)
             return
@@ -240,7 +267,7 @@ class SparseMerkleTree:
             kinds.append(NODE_HASH)
             hashes.append(node)
             return
-        record = self._record(node)
+        record = self._record(ref)
         if record[0] == RECORD_LEAF:
             index = record[1:33]
             if contains(batch, lo, hi, int.from_bytes(index, "big")):
@@ -251,5 +278,5 @@ class SparseMerkleTree:
         kinds.append(NODE_INNER)
         mid = base + (1 << (255 - depth))
         split = bisect_left(batch.keys, mid, lo, hi)
-        self._prove_append(record[1:33], depth + 1, base, batch, lo, split, kinds, leaves, hashes)
-        self._prove_append(record[33:65], depth + 1, mid, batch, split, hi, kinds, leaves, hashes)
+        self._prove_append(record[1:37], depth + 1, base, batch, lo, split, kinds, leaves, hashes)
+        self._prove_append(record[37:73], depth + 1, mid, batch, split, hi, kinds, leaves, hashes)

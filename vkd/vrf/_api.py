@@ -69,5 +69,10 @@ class Vrf(ABC):
         it proves nothing about whose output this is.
         """
 
+    def prove_with_output(self, secret_key: bytes, alpha: bytes) -> tuple[bytes, bytes]:
+        """``(proof, proof_to_hash(proof))``; a path may compute both at once."""
+        proof = self.prove(secret_key, alpha)
+        return proof, self.proof_to_hash(proof)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -27,6 +27,7 @@ fallback or is a rejection, and only VerificationError leaves ``verify``.
 from __future__ import annotations
 
 from nacl.bindings import (
+    crypto_core_ed25519_add,
     crypto_core_ed25519_is_valid_point,
     crypto_core_ed25519_scalar_add,
     crypto_core_ed25519_scalar_mul,
@@ -49,6 +50,7 @@ from ._suite import (
     Q_LEN,
     ProveTranscript,
     challenge,
+    encode_to_curve_candidate,
     expand_secret_key,
     nonce_string,
     output_from,
@@ -107,10 +109,34 @@ def _key_is_valid(public_key: bytes) -> bool:
     return ref.validate_key(public_key) is not None
 
 
+_P = 2**255 - 19
+_Y_MASK = (1 << 255) - 1
+
+
 def _encode_to_curve(salt: bytes, alpha: bytes) -> bytes | None:
-    """point_to_string(H), H in the prime-order subgroup; see ref.encode_to_curve."""
-    found = ref.encode_to_curve(salt, alpha)
-    return None if found is None else ref.encode_point(found[0])
+    """point_to_string(H), H in the prime-order subgroup; see ref.encode_to_curve.
+
+    libsodium's point addition decodes any point on the curve (it does not
+    insist on the prime-order subgroup), so three doublings both decode a
+    candidate and clear its cofactor, about four times faster than decoding
+    in Python. What RFC 8032 decoding rejects and libsodium does not check
+    (y >= p; x = 0 with the sign bit set) is rejected here first; the tests
+    check this against the reference on random inputs.
+    """
+    for ctr in range(256):
+        candidate = encode_to_curve_candidate(salt, alpha, ctr)
+        y = int.from_bytes(candidate, "little") & _Y_MASK
+        if y >= _P or (candidate[31] & 0x80 and y in (1, _P - 1)):
+            continue
+        try:
+            p2 = crypto_core_ed25519_add(candidate, candidate)
+        except SodiumRuntimeError:
+            continue  # not on the curve
+        p4 = crypto_core_ed25519_add(p2, p2)
+        h = crypto_core_ed25519_add(p4, p4)
+        if h != IDENTITY_ENCODING:
+            return h
+    return None
 
 
 class FastVrf(Vrf):
@@ -141,6 +167,11 @@ class FastVrf(Vrf):
         cx = crypto_core_ed25519_scalar_mul(c + _C_PADDING, x_string)
         s = crypto_core_ed25519_scalar_add(k, cx)
         return ProveTranscript(public_key, h, gamma, k_string, u, v, c, s)
+
+    def prove_with_output(self, secret_key: bytes, alpha: bytes) -> tuple[bytes, bytes]:
+        """Gamma is known to be in the subgroup here: no decoding needed."""
+        t = self.prove_transcript(secret_key, alpha)
+        return t.proof(), output_from(_mult_subgroup(_COFACTOR_SCALAR, t.gamma))
 
     def verify(self, public_key: bytes, alpha: bytes, proof: bytes) -> bytes:
         if len(public_key) != VRF_PUBLIC_KEY_SIZE:

@@ -173,3 +173,25 @@ def test_fast_scalar_mult_matches_reference(encoded: bytes, n: int) -> None:
         assert result is None
     else:
         assert result == ref.encode_point(ref.scalar_mult(n, expected_point))
+
+
+def test_prove_with_output_matches_proof_to_hash() -> None:
+    from vkd.vrf import FAST_VRF, REFERENCE_VRF
+
+    for i in range(5):
+        sk = bytes([i + 1]) * 32
+        alpha = b"alpha-%d" % i
+        for vrf in (FAST_VRF, REFERENCE_VRF):
+            proof, beta = vrf.prove_with_output(sk, alpha)
+            assert proof == FAST_VRF.prove(sk, alpha)
+            assert beta == FAST_VRF.proof_to_hash(proof)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64), st.binary(min_size=32, max_size=32))
+def test_fast_encode_to_curve_matches_the_reference(alpha: bytes, salt: bytes) -> None:
+    from vkd.vrf import _fast, _reference
+
+    found = _reference.encode_to_curve(salt, alpha)
+    expected = None if found is None else _reference.encode_point(found[0])
+    assert _fast._encode_to_curve(salt, alpha) == expected
