@@ -303,6 +303,10 @@ class ChannelConnection:
                         plaintext = receiver.open(
                             buf[pos : pos + 5], memoryview(buf)[pos + 5 : end]
                         )
+                        if end == len(buf):  # the common case, inlined: all consumed
+                            self._inbuf = b""
+                            self._inpos = 0
+                            return DataReceived(plaintext)
                     else:
                         with memoryview(buf) as view:
                             plaintext = receiver.open(view[pos : pos + 5], view[pos + 5 : end])
