@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chhaya import VerificationError
+from chhaya import DecodeError, VerificationError
 from chhaya.wire import Reader
 
 from ._head import SIGNED_HEAD_SIZE, SignedHead
@@ -67,4 +67,6 @@ class EquivocationEvidence:
         first = SignedHead.decode_untrusted(r.fixed(SIGNED_HEAD_SIZE, "first head"))
         second = SignedHead.decode_untrusted(r.fixed(SIGNED_HEAD_SIZE, "second head"))
         r.finish()
+        if not first.head.head_hash < second.head.head_hash:
+            raise DecodeError("evidence heads out of canonical order")  # one encoding each
         return cls(first, second)

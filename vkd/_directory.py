@@ -31,7 +31,7 @@ from quorum import (
 
 from ._bundle import DirectoryValue
 from ._commitment import OPENING_SIZE, commitment, valid_handle, vrf_input
-from ._proofs import AuditProof, HistoryProof, LookupProof, VersionOpening
+from ._proofs import MAX_VERSION, AuditProof, HistoryProof, LookupProof, VersionOpening
 from ._store import DirectoryStore, PendingUpdate, VersionRecord
 from .tree import SparseMerkleTree
 from .vrf import FAST_VRF, Vrf
@@ -99,6 +99,8 @@ class Directory:
         next_version: dict[str, int] = {}
         for update in self._store.pending():
             version = next_version.get(update.handle, self._store.latest_version(update.handle)) + 1
+            if version >= MAX_VERSION:
+                raise LocalProtocolError(f"{update.handle!r} has no versions left")
             next_version[update.handle] = version
             vrf_proof, index = self._index(update.handle, version)
             opening = rng(OPENING_SIZE)

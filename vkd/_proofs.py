@@ -45,6 +45,7 @@ __all__ = [
     "MAX_AUDIT_BATCH",
     "MAX_HISTORY",
     "MAX_LOOKUP_PROOF_SIZE",
+    "MAX_VERSION",
     "AppendOnlyViolation",
     "AuditProof",
     "HistoryProof",
@@ -54,6 +55,8 @@ __all__ = [
 ]
 
 MAX_HISTORY = 1024
+#: The last u64 is reserved so that "the next version" always exists.
+MAX_VERSION = (1 << 64) - 1
 MAX_AUDIT_BATCH = 200_000
 _MAX_CERT = 4 + 32 + 2 + 128 + 96
 MAX_LOOKUP_PROOF_SIZE = (
@@ -148,6 +151,8 @@ class LookupProof:
         r.expect(b"CVL1", "lookup proof magic")
         handle = _read_handle(r)
         version = r.u64("version")
+        if version >= MAX_VERSION:
+            raise DecodeError("version out of range")  # version + 1 must fit in u64
         latest = VersionOpening._read(r) if version > 0 else None
         next_vrf, non_membership, head, cert = _read_tail(r)
         r.finish()

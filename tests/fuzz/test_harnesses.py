@@ -26,6 +26,8 @@ import chhaya.prekeys
 import chhaya.ratchet
 import chhaya.sealed
 import chhaya.session
+import quorum
+import vkd
 import vkd.tree
 import vkd.vrf
 from chhaya import ChhayaError, DecodeError
@@ -68,6 +70,20 @@ VALID_FIRST_SEED: dict[str, Callable[[bytes], object]] = {
     "fuzz_smt_membership_proof": vkd.tree.MembershipProof.decode_untrusted,
     "fuzz_smt_non_membership_proof": vkd.tree.NonMembershipProof.decode_untrusted,
     "fuzz_smt_append_only_proof": vkd.tree.AppendOnlyProof.decode_untrusted,
+    "fuzz_quorum_witness_set": quorum.WitnessSet.decode_untrusted,
+    "fuzz_quorum_certificate": quorum.QuorumCertificate.decode_untrusted,
+    "fuzz_quorum_epoch_head": quorum.EpochHead.decode_untrusted,
+    "fuzz_quorum_signed_head": quorum.SignedHead.decode_untrusted,
+    "fuzz_quorum_evidence": quorum.EquivocationEvidence.decode_untrusted,
+    "fuzz_quorum_set_rotation": quorum.SetRotation.decode_untrusted,
+    "fuzz_quorum_witness_key": quorum.decode_witness_key_untrusted,
+    "fuzz_quorum_witness_pub": quorum.decode_witness_pub_untrusted,
+    "fuzz_vkd_lookup_proof": vkd.LookupProof.decode_untrusted,
+    "fuzz_vkd_history_proof": vkd.HistoryProof.decode_untrusted,
+    "fuzz_vkd_audit_proof": vkd.AuditProof.decode_untrusted,
+    "fuzz_vkd_append_only_violation": vkd.AppendOnlyViolation.decode_untrusted,
+    "fuzz_vkd_identity_bundle": vkd.IdentityBundle.decode_untrusted,
+    "fuzz_vkd_directory_value": vkd.DirectoryValue.decode_untrusted,
 }
 
 

@@ -396,3 +396,10 @@ def test_genesis_root_is_enforced_when_configured(quorum4: Quorum) -> None:
         w.sign_head(head(0), b"", NOW)  # root 0x11..., not the empty root
     assert info.value.check == "genesis-root"
     assert w.sign_head(head(0, root=b"\x00" * 32), b"", NOW)
+
+
+def test_evidence_has_one_encoding() -> None:
+    evidence = EquivocationEvidence.from_heads(head(7), head(7, root=b"\x70" * 32))
+    swapped = EquivocationEvidence(evidence.second, evidence.first)
+    with pytest.raises(DecodeError, match="canonical order"):
+        EquivocationEvidence.decode_untrusted(swapped.encode())

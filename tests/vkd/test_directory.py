@@ -284,3 +284,14 @@ def test_lookup_round_trips_and_verifies_for_any_history(names: list[str]) -> No
         got = verify_vkd_proof(proof, w.trust, None, w.clock())
         assert isinstance(got, VerifiedBinding)
         assert got.version == names.count(name)
+
+
+def test_last_u64_version_is_refused(registered: World) -> None:
+    # A malicious directory could publish version 2**64 - 1; then "the next
+    # version" would not fit. The decoder refuses such a proof outright.
+    proof = registered.directory.lookup("alice")
+    raw = bytearray(proof.encode())
+    at = 4 + 2 + len("alice")
+    raw[at : at + 8] = ((1 << 64) - 1).to_bytes(8, "big")
+    with pytest.raises(DecodeError, match="version out of range"):
+        LookupProof.decode_untrusted(bytes(raw))
