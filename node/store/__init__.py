@@ -1,0 +1,31 @@
+"""The node's logstore: one SQLite file holding conversation states and messages.
+
+Append-only tables keep every ratchet state version, every message and every
+receipt; a mutable outbox keeps ciphertexts until they are acknowledged. See
+:class:`LogStore` for the commit-before-send rule.
+"""
+
+from ._logstore import (
+    RETRY_INITIAL_MS,
+    RETRY_MAX_MS,
+    Direction,
+    HistoryEntry,
+    LogStore,
+    OutboxEntry,
+    Status,
+    retry_delay_ms,
+)
+from ._schema import APPLICATION_ID, SCHEMA_VERSION
+
+__all__ = [
+    "APPLICATION_ID",
+    "RETRY_INITIAL_MS",
+    "RETRY_MAX_MS",
+    "SCHEMA_VERSION",
+    "Direction",
+    "HistoryEntry",
+    "LogStore",
+    "OutboxEntry",
+    "Status",
+    "retry_delay_ms",
+]
