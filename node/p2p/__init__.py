@@ -11,6 +11,13 @@ from ._channel_protocol import (
     allow_any_peer,
     open_channel,
 )
+from ._heads import (
+    CERTIFIED_HEAD_MAGIC,
+    HEADS_TOPIC,
+    MAX_CERTIFIED_HEAD_SIZE,
+    CertifiedHead,
+    HeadGossip,
+)
 from ._host import (
     NOISE_PROTOCOL_ID,
     YAMUX_PROTOCOL_ID,
@@ -20,18 +27,45 @@ from ._host import (
     running_host,
 )
 from ._stream import Libp2pStream
+from ._vkd_protocol import (
+    MAX_HISTORY_PROOF_SIZE,
+    VKD_PROTOCOL,
+    ProofSource,
+    ProofUnavailable,
+    VkdKind,
+    VkdRequest,
+    VkdResponse,
+    VkdService,
+    fetch_history,
+    fetch_lookup,
+)
 
 __all__ = [
+    "CERTIFIED_HEAD_MAGIC",
     "CHANNEL_PROTOCOL",
+    "HEADS_TOPIC",
+    "MAX_CERTIFIED_HEAD_SIZE",
+    "MAX_HISTORY_PROOF_SIZE",
     "NOISE_PROTOCOL_ID",
+    "VKD_PROTOCOL",
     "YAMUX_PROTOCOL_ID",
+    "CertifiedHead",
     "ChannelHandler",
     "ChannelService",
+    "HeadGossip",
     "Libp2pStream",
     "PeerAllowed",
+    "ProofSource",
+    "ProofUnavailable",
+    "VkdKind",
+    "VkdRequest",
+    "VkdResponse",
+    "VkdService",
     "allow_any_peer",
     "build_host",
     "configure_libp2p_logging",
+    "fetch_history",
+    "fetch_lookup",
     "listen_addrs",
     "open_channel",
     "running_host",

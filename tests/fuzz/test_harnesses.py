@@ -26,6 +26,7 @@ import chhaya.prekeys
 import chhaya.ratchet
 import chhaya.sealed
 import chhaya.session
+import node.p2p
 import quorum
 import vkd
 import vkd.tree
@@ -84,6 +85,8 @@ VALID_FIRST_SEED: dict[str, Callable[[bytes], object]] = {
     "fuzz_vkd_append_only_violation": vkd.AppendOnlyViolation.decode_untrusted,
     "fuzz_vkd_identity_bundle": vkd.IdentityBundle.decode_untrusted,
     "fuzz_vkd_directory_value": vkd.DirectoryValue.decode_untrusted,
+    "fuzz_p2p_vkd_messages": node.p2p.VkdRequest.decode_untrusted,
+    "fuzz_p2p_certified_head": node.p2p.CertifiedHead.decode_untrusted,
 }
 
 
