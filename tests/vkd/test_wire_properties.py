@@ -29,6 +29,7 @@ from vkd import (
     MAX_DEVICE_ID_LEN,
     MAX_DEVICES,
     MAX_LOOKUP_PROOF_SIZE,
+    MAX_VERSION,
     AppendOnlyViolation,
     AuditProof,
     DirectoryValue,
@@ -54,6 +55,8 @@ from .conftest import NOW, bundle_for, det_rng, make_world
 SETTINGS = settings(max_examples=150, deadline=None)
 
 U64 = st.integers(min_value=0, max_value=2**64 - 1)
+# The last u64 is reserved: a proof's "next version" must fit (vkd.MAX_VERSION).
+VERSIONS = st.integers(min_value=1, max_value=MAX_VERSION - 1)
 
 
 def exact(n: int) -> st.SearchStrategy[bytes]:
@@ -106,7 +109,7 @@ def append_only_proofs(draw: st.DrawFn) -> AppendOnlyProof:
 
 @st.composite
 def lookups(draw: st.DrawFn) -> LookupProof:
-    version = draw(st.just(0) | U64)
+    version = draw(st.just(0) | VERSIONS)
     return LookupProof(
         draw(handles),
         version,
@@ -273,7 +276,7 @@ def variants(draw: st.DrawFn, kind: str) -> Any:
         # The prekeys must belong to the bundle's identity.
         changes["prekeys"] = dataclasses.replace(value.prekeys, identity=changes["identity"])
     if kind == "lookup" and value.latest is not None and draw(st.booleans()):
-        changes["version"] = draw(st.integers(1, 2**64 - 1))
+        changes["version"] = draw(st.integers(1, MAX_VERSION - 1))
         changes["latest"] = draw(openings)
     return dataclasses.replace(value, **changes)
 
