@@ -12,6 +12,7 @@ settings.register_profile(
     "ci",
     deadline=None,
     database=None,
+    derandomize=True,  # CI must be repeatable; local runs explore
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
