@@ -22,7 +22,7 @@ from typing import Final
 
 import multiaddr
 import trio
-from libp2p.abc import IHost, INetStream
+from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
@@ -35,6 +35,7 @@ from chhaya.identity import PrivateIdentity
 
 from ..clock import system_rng, wall_ms
 from ..drivers import SecureChannel, accept_channel, dial_channel
+from ._service import StreamService
 from ._stream import Libp2pStream
 
 __all__ = [
@@ -83,8 +84,10 @@ def _bind_peer(resolver: Resolver, peer_allowed: PeerAllowed, peer_id: ID) -> Re
     return resolve
 
 
-class ChannelService:
+class ChannelService(StreamService):
     """Accepts channels on ``/chhaya/channel/1.0.0`` and hands them to ``handler``."""
+
+    protocol = CHANNEL_PROTOCOL
 
     def __init__(
         self,
@@ -100,7 +103,7 @@ class ChannelService:
         rng: Rng = system_rng,
         clock: Callable[[], int] = wall_ms,
     ) -> None:
-        self._host = host
+        super().__init__(host, max_channels)
         self._identity = identity
         self._resolver = resolver
         self._config = config or ChannelConfig()
@@ -110,59 +113,11 @@ class ChannelService:
         self._rng = rng
         self._clock = clock
         self._replay_cache = SynReplayCache(self._config.replay_window_ms)
-        self._limiter = trio.CapacityLimiter(max_channels)
-        self._scopes: set[trio.CancelScope] = set()
-        self._running = False
         #: Handshakes completed and handed to the handler.
         self.accepted = 0
-        #: Streams refused or failed before a channel was established.
-        self.rejected = 0
 
-    @property
-    def active(self) -> int:
-        """Streams being served right now (handshaking, open or closing)."""
-        return len(self._scopes)
-
-    def start(self) -> None:
-        """Register the protocol handler on the host."""
-        self._running = True
-        self._host.set_stream_handler(CHANNEL_PROTOCOL, self._handle_stream)
-
-    def stop(self) -> None:
-        """Unregister the handler and cancel every channel it is serving."""
-        self._running = False
-        self._host.remove_stream_handler(CHANNEL_PROTOCOL)
-        for scope in list(self._scopes):
-            scope.cancel()
-
-    def __enter__(self) -> ChannelService:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def _handle_stream(self, net_stream: INetStream) -> None:
-        stream = Libp2pStream(net_stream)
-        try:
-            peer_id = stream.remote_peer_id
-            if not self._running or self._limiter.available_tokens == 0:
-                self.rejected += 1
-                log.info("refused a channel stream from %s: service full or stopped", peer_id)
-                return
-            with trio.CancelScope() as scope:
-                self._scopes.add(scope)
-                try:
-                    async with self._limiter:
-                        await self._serve(stream, peer_id)
-                finally:
-                    self._scopes.discard(scope)
-        except Exception:  # never let anything reach libp2p's connection nursery
-            log.exception("channel stream handler failed")
-        finally:
-            await stream.reset()  # no-op unless something above left it open
-
-    async def _serve(self, stream: Libp2pStream, peer_id: ID) -> None:
+    async def _serve(self, stream: Libp2pStream) -> None:
+        peer_id = stream.remote_peer_id
         resolver = _bind_peer(self._resolver, self._peer_allowed, peer_id)
         try:
             channel = await accept_channel(

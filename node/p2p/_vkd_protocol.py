@@ -25,7 +25,7 @@ import logging
 from typing import Final, Protocol
 
 import trio
-from libp2p.abc import IHost, INetStream
+from libp2p.abc import IHost
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
@@ -36,6 +36,7 @@ from chhaya.wire import Reader, Writer
 from vkd import MAX_HANDLE_LEN, MAX_LOOKUP_PROOF_SIZE, HistoryProof, LookupProof, valid_handle
 
 from ._channel_protocol import _peer_info
+from ._service import StreamService
 from ._stream import Libp2pStream
 
 __all__ = [
@@ -201,13 +202,15 @@ def _frame(message: bytes) -> bytes:
 # ------------------------------------------------------------------ listener
 
 
-class VkdService:
+class VkdService(StreamService):
     """Answers ``/chhaya/vkd/1.0.0`` from ``source``.
 
     A malformed or late request is answered by a stream reset and nothing
     else; a handle the source cannot serve gets status 1. Nothing raised
     while serving reaches libp2p's connection nursery.
     """
+
+    protocol = VKD_PROTOCOL
 
     def __init__(
         self,
@@ -218,62 +221,14 @@ class VkdService:
         request_timeout_s: float = REQUEST_TIMEOUT_S,
         linger_s: float = LINGER_S,
     ) -> None:
-        self._host = host
+        super().__init__(host, max_requests)
         self._source = source
         self._request_timeout_s = request_timeout_s
         self._linger_s = linger_s
-        self._limiter = trio.CapacityLimiter(max_requests)
-        self._scopes: set[trio.CancelScope] = set()
-        self._running = False
         #: Requests answered with a proof.
         self.served = 0
         #: Well-formed requests answered with status 1.
         self.unavailable = 0
-        #: Streams reset: malformed, oversized or late requests, or a full service.
-        self.rejected = 0
-
-    @property
-    def active(self) -> int:
-        """Streams being served right now."""
-        return len(self._scopes)
-
-    def start(self) -> None:
-        """Register the protocol handler on the host."""
-        self._running = True
-        self._host.set_stream_handler(VKD_PROTOCOL, self._handle_stream)
-
-    def stop(self) -> None:
-        """Unregister the handler and cancel every request being served."""
-        self._running = False
-        self._host.remove_stream_handler(VKD_PROTOCOL)
-        for scope in list(self._scopes):
-            scope.cancel()
-
-    def __enter__(self) -> VkdService:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def _handle_stream(self, net_stream: INetStream) -> None:
-        stream = Libp2pStream(net_stream)
-        try:
-            if not self._running or self._limiter.available_tokens == 0:
-                self.rejected += 1
-                log.info("refused a vkd stream: service full or stopped")
-                return
-            with trio.CancelScope() as scope:
-                self._scopes.add(scope)
-                try:
-                    async with self._limiter:
-                        await self._serve(stream)
-                finally:
-                    self._scopes.discard(scope)
-        except Exception:  # never let anything reach libp2p's connection nursery
-            log.exception("vkd stream handler failed")
-        finally:
-            await stream.reset()  # no-op once both sides closed cleanly
 
     async def _serve(self, stream: Libp2pStream) -> None:
         peer_id = stream.remote_peer_id
