@@ -12,17 +12,14 @@ See benchmarks/README.md for what each figure means.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -47,6 +44,11 @@ from chhaya.channel._keyschedule import (
 )
 from chhaya.crypto import FAST, REFERENCE, CryptoSuite
 from chhaya.identity import PrivateIdentity
+
+from ._common import median as _median
+from ._common import rounded as _rounded
+from ._common import timed as _timed
+from ._common import version as _version
 
 __all__ = ["main", "run"]
 
@@ -83,28 +85,6 @@ _QUICK = _Plan(
 
 def _log(message: str) -> None:
     print(f"[bench_channel] {message}", file=sys.stderr, flush=True)
-
-
-def _timed(fn: Callable[[int], object], n: int) -> float:
-    """Seconds taken by ``fn(n)``, with the cyclic GC off (as timeit does)."""
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        fn(n)
-        return time.perf_counter() - start
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def _rounded(values: list[float], digits: int = 4) -> list[float]:
-    return [round(v, digits) for v in values]
 
 
 class _Clock:
@@ -435,13 +415,6 @@ def _bench_record_size(size: int, n: int, repeats: int, peers: _Peers) -> dict[s
 
 
 # --------------------------------------------------------------------- main
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _metadata(quick: bool, repeats: int, plan: _Plan, cache_size: int) -> dict[str, Any]:

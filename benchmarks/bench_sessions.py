@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import platform
-import statistics
 import struct
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import Any
 
 from chhaya.crypto import FAST
@@ -42,6 +39,11 @@ from chhaya.sealed import (
     open_envelope_untrusted,
     seal,
 )
+
+from ._common import median as _median
+from ._common import rounded as _rounded
+from ._common import timed as _timed
+from ._common import version as _version
 
 __all__ = ["main", "run"]
 
@@ -98,35 +100,6 @@ _QUICK = _Plan(
 
 def _log(message: str) -> None:
     print(f"[bench_sessions] {message}", file=sys.stderr, flush=True)
-
-
-def _timed(fn: Callable[[int], object], n: int) -> float:
-    """Seconds taken by ``fn(n)``, with the cyclic GC off (as timeit does)."""
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        fn(n)
-        return time.perf_counter() - start
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def _rounded(values: list[float], digits: int = 4) -> list[float]:
-    return [round(v, digits) for v in values]
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 # ------------------------------------------------------------------ chhaya
