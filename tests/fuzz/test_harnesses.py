@@ -88,6 +88,7 @@ VALID_FIRST_SEED: dict[str, Callable[[bytes], object]] = {
     "fuzz_p2p_vkd_messages": node.p2p.VkdRequest.decode_untrusted,
     "fuzz_p2p_certified_head": node.p2p.CertifiedHead.decode_untrusted,
     "fuzz_p2p_dht_record": node.p2p.SignedRecord.decode_untrusted,
+    "fuzz_p2p_cosign": node.p2p.CosignRequest.decode_untrusted,
 }
 
 
