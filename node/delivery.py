@@ -1,0 +1,291 @@
+"""Delivery of sealed-sender messages over one established channel.
+
+How it works
+------------
+One :class:`Delivery` serves one :class:`~node.drivers.SecureChannel` between
+two users whose identities are pinned. A fresh conversation is set up from
+the channel handshake: the listener makes the responder side and sends the
+session hello as the first channel message; the dialer waits for it and
+makes the initiator side (:meth:`Delivery.establish`). A conversation stored
+earlier continues over a new channel with :meth:`Delivery.resume`.
+
+Every ratchet message travels inside a sealed envelope addressed to the
+peer's identity agreement key and carrying our sender certificate.
+
+The logstore rule: a ratchet state is committed before any ciphertext made
+with it leaves the node. ``send_text`` commits the new state, the message
+and its envelope (``commit_outgoing``) and only then sends. On receipt of a
+text, the state that decrypted it is committed with the message
+(``commit_incoming``, which drops duplicates by message id); a DELIVERED
+receipt follows, its state saved with ``save_session`` first. A receipt marks
+our messages delivered. Changes to the conversation and the commit of the
+resulting state happen under one lock, so stored versions follow the order
+in which the state changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import trio
+
+from chhaya import ChhayaError, DecodeError, TransportError, VerificationError
+from chhaya.crypto import Rng
+from chhaya.identity import PrivateIdentity, PublicIdentity
+from chhaya.sealed import SenderCertificate, open_envelope_untrusted, seal
+from chhaya.session import (
+    Conversation,
+    ReceiptReceived,
+    ReceiptStatus,
+    TextReceived,
+    initiator_from_channel,
+    responder_from_channel,
+)
+
+from .clock import system_rng, wall_ms
+from .drivers import SecureChannel
+from .store import LogStore
+
+__all__ = ["Delivery", "peer_name"]
+
+log = logging.getLogger("chhaya.delivery")
+
+
+def peer_name(peer: PublicIdentity) -> str:
+    """The logstore's name for a peer: the hex of its identity signing key."""
+    return peer.signing_key.hex()
+
+
+class Delivery:
+    """Sends and receives messages with one peer over one channel.
+
+    Build it with :meth:`establish` (new conversation) or :meth:`resume`
+    (stored conversation); run :meth:`run` in a task to receive.
+    """
+
+    def __init__(
+        self,
+        channel: SecureChannel,
+        store: LogStore,
+        identity: PrivateIdentity,
+        certificate: SenderCertificate,
+        peer: PublicIdentity,
+        conversation: Conversation,
+        *,
+        rng: Rng = system_rng,
+        clock: Callable[[], int] = wall_ms,
+    ) -> None:
+        if channel.handshake is not None and channel.peer_identity != peer.signing_key:
+            raise VerificationError("peer-mismatch", "the channel's peer is not the pinned peer")
+        self._channel = channel
+        self._store = store
+        self._identity = identity
+        self._certificate = certificate
+        self._peer = peer
+        self._name = peer_name(peer)
+        self._conversation = conversation
+        self._rng = rng
+        self._clock = clock
+        self._lock = trio.Lock()
+        self._changed = trio.Event()
+        #: Texts newly stored (duplicates not counted).
+        self.received = 0
+        #: Texts that were duplicates of stored ones.
+        self.duplicates = 0
+        #: Outgoing messages newly marked delivered.
+        self.delivered = 0
+        #: Channel messages dropped: bad envelope, wrong sender, rejected by the ratchet.
+        self.rejected = 0
+
+    # ------------------------------------------------------------- set-up
+
+    @classmethod
+    async def establish(
+        cls,
+        channel: SecureChannel,
+        store: LogStore,
+        identity: PrivateIdentity,
+        certificate: SenderCertificate,
+        peer: PublicIdentity,
+        *,
+        dialer: bool,
+        rng: Rng = system_rng,
+        clock: Callable[[], int] = wall_ms,
+    ) -> Delivery:
+        """Start a new conversation on a fresh channel and commit its first state.
+
+        The listener (``dialer=False``) sends the session hello; the dialer
+        waits for it. Raises TransportError if the channel ends first,
+        DecodeError for a malformed hello. The first state is saved before
+        the hello leaves.
+        """
+        handshake = channel.handshake
+        if handshake is None:
+            raise VerificationError("no-handshake", "the channel is not established")
+        if handshake.peer_identity != peer.signing_key:
+            raise VerificationError("peer-mismatch", "the channel's peer is not the pinned peer")
+        own_key = identity.public.signing_key
+        name = peer_name(peer)
+        if dialer:
+            hello = await channel.receive()
+            if hello is None:
+                raise TransportError("channel closed before the session hello")
+            conversation = initiator_from_channel(
+                handshake.ratchet_root, handshake.transcript_hash, own_key, peer.signing_key,
+                hello, rng,
+            )  # fmt: skip
+            await store.save_session(name, conversation.encode(), clock())
+        else:
+            conversation, hello = responder_from_channel(
+                handshake.ratchet_root, handshake.transcript_hash, peer.signing_key, own_key, rng
+            )
+            await store.save_session(name, conversation.encode(), clock())
+            await channel.send(hello)
+        return cls(channel, store, identity, certificate, peer, conversation, rng=rng, clock=clock)
+
+    @classmethod
+    async def resume(
+        cls,
+        channel: SecureChannel,
+        store: LogStore,
+        identity: PrivateIdentity,
+        certificate: SenderCertificate,
+        peer: PublicIdentity,
+        *,
+        rng: Rng = system_rng,
+        clock: Callable[[], int] = wall_ms,
+    ) -> Delivery:
+        """Continue the conversation stored for ``peer`` over ``channel``.
+
+        Raises DecodeError if nothing is stored (or the state is corrupt).
+        """
+        state = await store.load_session(peer_name(peer))
+        if state is None:
+            raise DecodeError("no stored conversation with this peer")
+        conversation = Conversation.decode_untrusted(state)
+        return cls(channel, store, identity, certificate, peer, conversation, rng=rng, clock=clock)
+
+    # ------------------------------------------------------------- properties
+
+    @property
+    def peer(self) -> str:
+        """The peer's logstore name."""
+        return self._name
+
+    @property
+    def conversation(self) -> Conversation:
+        return self._conversation
+
+    def _seal(self, ratchet_message: bytes) -> bytes:
+        return seal(self._peer.agreement_key, self._certificate, ratchet_message, self._rng)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds, checking after each received message."""
+        while not predicate():
+            await self._changed.wait()
+
+    # ------------------------------------------------------------- sending
+
+    async def send_text(self, text: bytes) -> bytes:
+        """Commit, then send, a new text; return its message id."""
+        async with self._lock:
+            now = self._clock()
+            mid, ratchet_message = self._conversation.send_text(text, now, self._rng)
+            envelope = self._seal(ratchet_message)
+            await self._store.commit_outgoing(
+                self._name, self._conversation.encode(), mid, text, envelope, now
+            )
+        await self._channel.send(envelope)
+        return mid
+
+    async def resend(self, message_id: bytes, text: bytes, next_attempt_ms: int) -> bool:
+        """Re-encrypt a message still in the outbox under its id, commit, then send.
+
+        Returns False, sending nothing, if it is no longer in the outbox.
+        """
+        async with self._lock:
+            now = self._clock()
+            _, ratchet_message = self._conversation.send_text(text, now, self._rng, message_id)
+            envelope = self._seal(ratchet_message)
+            if not await self._store.commit_resend(
+                self._name, self._conversation.encode(), message_id, envelope, now, next_attempt_ms
+            ):
+                return False
+        await self._channel.send(envelope)
+        return True
+
+    # ------------------------------------------------------------- receiving
+
+    async def run(self) -> None:
+        """Receive until the peer closes the channel.
+
+        Messages that fail to open, come from another sender, or are rejected
+        by the ratchet are counted in ``rejected`` and dropped.
+        """
+        while (data := await self._channel.receive()) is not None:
+            await self.handle(data)
+
+    async def handle(self, data: bytes) -> None:
+        """Process one envelope received on the channel."""
+        try:
+            opened = open_envelope_untrusted(self._identity, data, self._clock())
+        except ChhayaError as exc:
+            self._reject(f"bad envelope: {exc}")
+            return
+        if opened is None:  # cover traffic
+            return
+        cert = opened.certificate
+        if (cert.identity_key, cert.agreement_key) != (
+            self._peer.signing_key,
+            self._peer.agreement_key,
+        ):
+            self._reject("envelope from another sender")
+            return
+        receipt: bytes | None = None
+        async with self._lock:
+            try:
+                event = self._conversation.receive(opened.content, self._rng)
+            except ChhayaError as exc:
+                self._reject(f"ratchet rejected a message: {exc}")
+                return
+            now = self._clock()
+            if isinstance(event, TextReceived):
+                if await self._store.commit_incoming(
+                    self._name,
+                    self._conversation.encode(),
+                    event.message_id,
+                    event.text,
+                    event.sent_at_ms,
+                    now,
+                ):
+                    self.received += 1
+                else:
+                    self.duplicates += 1
+                # Acknowledge duplicates too: the first receipt may have been lost.
+                ratchet_message = self._conversation.send_receipt(
+                    ReceiptStatus.DELIVERED, [event.message_id], now, self._rng
+                )
+                receipt = self._seal(ratchet_message)
+                await self._store.save_session(self._name, self._conversation.encode(), now)
+            else:
+                assert isinstance(event, ReceiptReceived)
+                for mid in event.message_ids:
+                    if event.status is ReceiptStatus.DELIVERED:
+                        marked = await self._store.mark_delivered(mid, now, peer=self._name)
+                    else:
+                        marked = await self._store.mark_read(mid, now, peer=self._name)
+                    self.delivered += marked
+                await self._store.save_session(self._name, self._conversation.encode(), now)
+        if receipt is not None:
+            await self._channel.send(receipt)
+        self._notify()
+
+    def _reject(self, why: str) -> None:
+        log.info("dropped a message from %s: %s", self._name[:16], why)
+        self.rejected += 1
+        self._notify()
