@@ -21,6 +21,15 @@ receipt follows, its state saved with ``save_session`` first. A receipt marks
 our messages delivered. Changes to the conversation and the commit of the
 resulting state happen under one lock, so stored versions follow the order
 in which the state changed.
+
+Retries: :meth:`Delivery.run_retries` (run it beside :meth:`Delivery.run`)
+re-sends every outbox entry for this peer when it falls due, under the same
+message id but re-encrypted as a new ratchet message, with exponential
+backoff (:func:`~node.store.retry_delay_ms`). A DELIVERED receipt removes the
+entry from the outbox, which ends its retries. After ``max_attempts`` sends
+an entry is given up: it stays in the outbox (a late receipt still marks it
+delivered; its history status stays 'sent') but is rescheduled to
+:data:`NEVER` and logged, so it is not sent again.
 """
 
 from __future__ import annotations
@@ -45,11 +54,16 @@ from chhaya.session import (
 
 from .clock import system_rng, wall_ms
 from .drivers import SecureChannel
-from .store import LogStore
+from .store import LogStore, retry_delay_ms
 
-__all__ = ["Delivery", "peer_name"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "NEVER", "Delivery", "peer_name"]
 
 log = logging.getLogger("chhaya.delivery")
+
+#: Sends of one message (the first one included) before its retries stop.
+DEFAULT_MAX_ATTEMPTS = 8
+#: The ``next_attempt_ms`` of an outbox entry whose retries were given up.
+NEVER = 2**63 - 1
 
 
 def peer_name(peer: PublicIdentity) -> str:
@@ -97,6 +111,10 @@ class Delivery:
         self.delivered = 0
         #: Channel messages dropped: bad envelope, wrong sender, rejected by the ratchet.
         self.rejected = 0
+        #: Outbox entries re-sent by :meth:`run_retries`.
+        self.retried = 0
+        #: Outbox entries whose retries were given up after the maximum attempts.
+        self.given_up = 0
 
     # ------------------------------------------------------------- set-up
 
@@ -218,6 +236,85 @@ class Delivery:
                 return False
         await self._channel.send(envelope)
         return True
+
+    async def run_retries(
+        self,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        delay_ms: Callable[[int], int] = retry_delay_ms,
+        poll_s: float = 1.0,
+        batch: int = 100,
+    ) -> None:
+        """Re-send this peer's due outbox entries until the channel fails.
+
+        Sleeps until the earliest outbox entry is due, at most ``poll_s`` at a
+        time so that new entries are noticed. Each due entry of this peer is
+        re-sent with :meth:`resend` and rescheduled ``delay_ms(attempts)``
+        after now, ``attempts`` counting the sends so far (the new one
+        included). The send that reaches ``max_attempts`` is the last one:
+        the entry is then rescheduled to :data:`NEVER`, logged and counted in
+        ``given_up``. Returns when sending fails with TransportError (the
+        entries stay in the outbox for the next channel); cancel it otherwise.
+        """
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        while True:
+            now = self._clock()
+            due = [e for e in await self._store.pending_outbox(now, batch) if e.peer == self._name]
+            for entry in due:
+                try:
+                    await self._retry(entry.message_id, entry.attempts, max_attempts, delay_ms)
+                except TransportError as exc:
+                    log.info("retries to %s stopped: %s", self._name[:16], exc)
+                    return
+            if due:
+                await trio.sleep(0)  # more may be due at once
+                continue
+            next_due = await self._store.next_due_ms()
+            now = self._clock()
+            if next_due is None or next_due <= now:
+                # Empty, or only other peers' entries are due: poll.
+                await trio.sleep(poll_s)
+            else:
+                await trio.sleep(min(poll_s, (next_due - now) / 1000))
+
+    async def _retry(
+        self,
+        message_id: bytes,
+        attempts: int,
+        max_attempts: int,
+        delay_ms: Callable[[int], int],
+    ) -> None:
+        """Re-send one due outbox entry that has been sent ``attempts`` times."""
+        if attempts >= max_attempts:
+            # Given up earlier with a higher limit, or never rescheduled: stop now.
+            if await self._store.reschedule(message_id, NEVER):
+                self._give_up(message_id, attempts)
+            return
+        text = await self._store.get_message_body(message_id)
+        if text is None:
+            log.warning("outbox entry %s has no stored message", message_id.hex())
+            await self._store.reschedule(message_id, NEVER)
+            return
+        sent = attempts + 1
+        last = sent >= max_attempts
+        next_attempt = NEVER if last else min(NEVER, self._clock() + delay_ms(sent))
+        if not await self.resend(message_id, text, next_attempt):
+            return  # delivered meanwhile
+        self.retried += 1
+        if last:
+            self._give_up(message_id, sent)
+        self._notify()
+
+    def _give_up(self, message_id: bytes, attempts: int) -> None:
+        log.warning(
+            "giving up on message %s to %s after %d sends; it stays in the outbox",
+            message_id.hex(),
+            self._name[:16],
+            attempts,
+        )
+        self.given_up += 1
+        self._notify()
 
     # ------------------------------------------------------------- receiving
 

@@ -513,6 +513,19 @@ class LogStore:
 
         return await self._write(f"cannot commit a resend of {message_id.hex()}", write)
 
+    async def get_message_body(self, message_id: bytes) -> bytes | None:
+        """The stored text of a message, or None if no such message is stored."""
+
+        def body(db: sqlite3.Connection) -> bytes | None:
+            row = db.execute("SELECT body FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                return None
+            if not isinstance(row[0], bytes):
+                raise self._corrupt("message")
+            return row[0]
+
+        return await self._run("cannot read a message", body)
+
     # ------------------------------------------------------------- history
 
     async def history(self, peer: str, limit: int = 50) -> list[HistoryEntry]:

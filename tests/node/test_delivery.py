@@ -6,6 +6,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -14,7 +15,7 @@ from libp2p.peer.id import ID
 from chhaya.channel import AllowlistResolver
 from chhaya.identity import PrivateIdentity
 from chhaya.sealed import issue_certificate, seal
-from node.delivery import Delivery, peer_name
+from node.delivery import NEVER, Delivery, peer_name
 from node.drivers import SecureChannel
 from node.p2p import ChannelService, open_channel
 from node.store import LogStore
@@ -32,9 +33,17 @@ BOB_NAME = peer_name(BOB.public)
 
 @asynccontextmanager
 async def pair(
-    alice_store: LogStore, bob_store: LogStore, *, resume: bool, alice_runs: bool = True
+    alice_store: LogStore,
+    bob_store: LogStore,
+    *,
+    resume: bool,
+    alice_runs: bool = True,
+    bob_drops: int = 0,
 ) -> AsyncIterator[tuple[Delivery, list[Delivery]]]:
-    """Alice's Delivery (its receive loop running if ``alice_runs``) and Bob's, once made."""
+    """Alice's Delivery (its receive loop running if ``alice_runs``) and Bob's, once made.
+
+    Bob's side discards the first ``bob_drops`` envelopes it receives, as if lost.
+    """
     bobs: list[Delivery] = []
 
     async def handler(channel: SecureChannel, peer_id: ID) -> None:
@@ -45,6 +54,9 @@ async def pair(
                 channel, bob_store, BOB, BOB_CERT, ALICE.public, dialer=False
             )
         bobs.append(bob)
+        for _ in range(bob_drops):
+            if await channel.receive() is None:
+                return
         await bob.run()
 
     async with hosts(2) as (server, client):
@@ -200,3 +212,68 @@ async def test_garbage_and_foreign_envelopes_are_dropped(tmp_path: Path) -> None
             await alice.send_text(b"still fine")
             await alice.wait_until(lambda: alice.delivered == 1)
             assert [e.body for e in await b_store.history(ALICE_NAME)] == [b"still fine"]
+
+
+async def test_a_lost_message_is_retried_with_the_same_id(tmp_path: Path) -> None:
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with (
+            await LogStore.open(tmp_path / "alice.db") as a_store,
+            await LogStore.open(tmp_path / "bob.db") as b_store,
+            pair(a_store, b_store, resume=False, bob_drops=1) as (alice, bobs),
+            trio.open_nursery() as nursery,
+        ):
+            # The first retry is due 1 s after the send (RETRY_INITIAL_MS); later ones
+            # are far apart so that only one retry is needed.
+            nursery.start_soon(
+                partial(alice.run_retries, delay_ms=lambda attempts: 60_000, poll_s=0.05)
+            )
+            mid = await alice.send_text(b"hello")
+            [entry] = await a_store.pending_outbox(2**62)
+            assert (entry.message_id, entry.attempts) == (mid, 1)
+            await alice.wait_until(lambda: alice.delivered == 1)
+            bob = bobs[0]
+            assert (alice.retried, alice.given_up) == (1, 0)
+            assert (bob.received, bob.duplicates, bob.rejected) == (1, 0, 0)
+            assert [(e.message_id, e.body) for e in await b_store.history(ALICE_NAME)] == [
+                (mid, b"hello")
+            ]
+            [sent] = await a_store.history(BOB_NAME)
+            assert (sent.message_id, sent.status) == (mid, "delivered")
+            assert await a_store.pending_outbox(2**62) == []
+            assert await a_store.next_due_ms() is None
+            nursery.cancel_scope.cancel()
+
+
+async def test_retries_back_off_and_stop_after_the_maximum(tmp_path: Path) -> None:
+    delays: list[int] = []
+
+    def delay_ms(attempts: int) -> int:
+        delays.append(attempts)
+        return 10 << (attempts - 1)
+
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with (
+            await LogStore.open(tmp_path / "alice.db") as a_store,
+            await LogStore.open(tmp_path / "bob.db") as b_store,
+            pair(a_store, b_store, resume=False, bob_drops=1_000) as (alice, bobs),
+            trio.open_nursery() as nursery,
+        ):
+            mid = await alice.send_text(b"into the void")
+            # Make the first retry due now instead of in 1 s.
+            assert await a_store.reschedule(mid, 0)  # counts as a second send
+            nursery.start_soon(
+                partial(alice.run_retries, max_attempts=4, delay_ms=delay_ms, poll_s=0.05)
+            )
+            await alice.wait_until(lambda: alice.given_up == 1)
+            # Sends 3 and 4 were retries; no delay after the last one.
+            assert alice.retried == 2
+            assert delays == [3]
+            [entry] = await a_store.pending_outbox(NEVER)
+            assert (entry.message_id, entry.attempts, entry.next_attempt_ms) == (mid, 4, NEVER)
+            assert await a_store.pending_outbox(2**62) == []
+            await trio.sleep(0.2)
+            assert (alice.retried, alice.given_up) == (2, 1)
+            [sent] = await a_store.history(BOB_NAME)
+            assert sent.status == "sent"
+            assert bobs[0].received == 0
+            nursery.cancel_scope.cancel()
