@@ -21,7 +21,6 @@ from ._dht import (
     RecordValidator,
     SignedRecord,
     dht_record_key,
-    wall_clock_ms,
 )
 from ._heads import (
     CERTIFIED_HEAD_MAGIC,
@@ -112,5 +111,4 @@ __all__ = [
     "listen_addrs",
     "open_channel",
     "running_host",
-    "wall_clock_ms",
 ]

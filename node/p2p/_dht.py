@@ -29,7 +29,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -50,6 +49,8 @@ from chhaya.crypto import FAST, CryptoSuite
 from chhaya.identity import PrivateIdentity
 from chhaya.wire import Reader, Writer
 
+from ..clock import wall_ms
+
 __all__ = [
     "DHT_NAMESPACE",
     "MAX_DHT_PAYLOAD_SIZE",
@@ -60,7 +61,6 @@ __all__ = [
     "RecordValidator",
     "SignedRecord",
     "dht_record_key",
-    "wall_clock_ms",
 ]
 
 log = logging.getLogger("chhaya.p2p.dht")
@@ -89,11 +89,6 @@ class RecordKind(enum.StrEnum):
 
     PRESENCE = "presence"
     PREKEYS = "prekeys"
-
-
-def wall_clock_ms() -> int:
-    """Milliseconds since the Unix epoch."""
-    return time.time_ns() // 1_000_000
 
 
 def dht_record_key(identity_key: bytes, kind: RecordKind) -> str:
@@ -212,7 +207,7 @@ class RecordValidator(Validator):
     ``clock`` returns the current time in Unix milliseconds.
     """
 
-    def __init__(self, clock: Callable[[], int] = wall_clock_ms, suite: CryptoSuite = FAST):
+    def __init__(self, clock: Callable[[], int] = wall_ms, suite: CryptoSuite = FAST):
         self._clock = clock
         self._suite = suite
 
@@ -277,7 +272,7 @@ class ChhayaDht:
         host: IHost,
         *,
         bootstrap: Sequence[str] = (),
-        clock: Callable[[], int] = wall_clock_ms,
+        clock: Callable[[], int] = wall_ms,
         suite: CryptoSuite = FAST,
     ) -> None:
         self._host = host

@@ -36,6 +36,7 @@ from chhaya.wire import Reader, Writer
 from vkd import MAX_HANDLE_LEN, MAX_LOOKUP_PROOF_SIZE, HistoryProof, LookupProof, valid_handle
 
 from ._channel_protocol import _peer_info
+from ._framing import STREAM_ERRORS, frame, receive_frame
 from ._service import StreamService
 from ._stream import Libp2pStream
 
@@ -71,11 +72,9 @@ _REQUEST_MAGIC: Final = b"CVQ1"
 _RESPONSE_MAGIC: Final = b"CVR1"
 _STATUS_OK: Final = 0
 _STATUS_UNAVAILABLE: Final = 1
-_PREFIX = 4
 #: A request is tiny: magic, kind, handle var16.
 MAX_REQUEST_SIZE: Final = 4 + 1 + 2 + MAX_HANDLE_LEN
 
-_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 _DIAL_ERRORS = (BaseLibp2pError, OSError, ValueError, trio.BrokenResourceError)
 
 
@@ -173,32 +172,6 @@ class VkdResponse:
         return cls(status, proof)
 
 
-# ------------------------------------------------------------------ framing
-
-
-async def _receive_exactly(stream: Libp2pStream, n: int) -> bytes:
-    """Read ``n`` bytes; DecodeError if the peer closes early. ``n`` is already bounded."""
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = await stream.receive_some(n - len(buf))
-        if not chunk:
-            raise DecodeError("stream ended inside a frame")
-        buf += chunk
-    return bytes(buf)
-
-
-async def _receive_frame(stream: Libp2pStream, max_len: int) -> bytes:
-    """One length-prefixed frame; the length is checked before the body is read."""
-    n = int.from_bytes(await _receive_exactly(stream, _PREFIX), "big")
-    if n > max_len:
-        raise DecodeError(f"frame too long ({n} > {max_len})")
-    return await _receive_exactly(stream, n)
-
-
-def _frame(message: bytes) -> bytes:
-    return len(message).to_bytes(_PREFIX, "big") + message
-
-
 # ------------------------------------------------------------------ listener
 
 
@@ -234,18 +207,18 @@ class VkdService(StreamService):
         peer_id = stream.remote_peer_id
         try:
             with trio.fail_after(self._request_timeout_s):
-                raw = await _receive_frame(stream, MAX_REQUEST_SIZE)
+                raw = await receive_frame(stream, MAX_REQUEST_SIZE)
             request = VkdRequest.decode_untrusted(raw)
-        except (DecodeError, trio.TooSlowError, *_STREAM_ERRORS) as exc:
+        except (DecodeError, trio.TooSlowError, *STREAM_ERRORS) as exc:
             self.rejected += 1
             log.info("dropped a vkd request from %s: %s", peer_id, str(exc) or type(exc).__name__)
             await stream.reset()
             return
         response = self._answer(request)
         try:
-            await stream.send_all(_frame(response.encode(request.kind)))
+            await stream.send_all(frame(response.encode(request.kind)))
             await stream.send_eof()  # a half-close, also on QUIC (trap 8)
-        except _STREAM_ERRORS as exc:
+        except STREAM_ERRORS as exc:
             log.info("could not answer %s: %s", peer_id, exc)
             return
         await stream.aclose_lingering(self._linger_s)
@@ -277,7 +250,7 @@ class VkdService(StreamService):
 async def _fetch(
     host: IHost, peer: PeerInfo | ID | str, kind: int, handle: str, timeout_s: float
 ) -> bytes:
-    request = _frame(VkdRequest(kind, handle).encode())  # LocalProtocolError if invalid
+    request = frame(VkdRequest(kind, handle).encode())  # LocalProtocolError if invalid
     info = _peer_info(peer)
     peer_id = info.peer_id
     if peer_id == host.get_id():
@@ -293,8 +266,8 @@ async def _fetch(
             try:
                 await stream.send_all(request)
                 await stream.send_eof()
-                raw = await _receive_frame(stream, _max_response(kind))
-            except _STREAM_ERRORS as exc:
+                raw = await receive_frame(stream, _max_response(kind))
+            except STREAM_ERRORS as exc:
                 raise TransportError(f"vkd stream to {peer_id} failed: {exc}") from None
         response = VkdResponse.decode_untrusted(raw, kind)
     except BaseException as exc:

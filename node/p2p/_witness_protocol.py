@@ -52,8 +52,9 @@ from quorum import (
 from quorum.bls import BLS_SIGNATURE_SIZE, BlsBackend
 from vkd import AppendOnlyViolation, AppendOnlyViolationDetected
 
+from ..clock import wall_ms
 from ._channel_protocol import _peer_info
-from ._dht import wall_clock_ms
+from ._framing import STREAM_ERRORS, frame, receive_frame
 from ._service import StreamService
 from ._stream import Libp2pStream
 
@@ -87,11 +88,9 @@ LINGER_S: Final = 2.0
 
 _REQUEST_MAGIC: Final = b"CWQ1"
 _RESPONSE_MAGIC: Final = b"CWR1"
-_PREFIX = 4
 MAX_REQUEST_SIZE: Final = 4 + SIGNED_HEAD_SIZE + 4 + MAX_AUDIT_WIRE_SIZE
 MAX_RESPONSE_SIZE: Final = 4 + 1 + 2 + MAX_WITNESS_ID_LEN + BLS_SIGNATURE_SIZE
 
-_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 _DIAL_ERRORS = (BaseLibp2pError, OSError, ValueError, trio.BrokenResourceError)
 
 #: What a witness keeps when it catches the directory misbehaving.
@@ -184,31 +183,6 @@ class CosignResponse:
         return cls(status, witness_id, signature)
 
 
-# ------------------------------------------------------------------ framing
-
-
-async def _receive_exactly(stream: Libp2pStream, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = await stream.receive_some(min(n - len(buf), 1 << 16))
-        if not chunk:
-            raise DecodeError("stream ended inside a frame")
-        buf += chunk
-    return bytes(buf)
-
-
-async def _receive_frame(stream: Libp2pStream, max_len: int) -> bytes:
-    """One length-prefixed frame; the length is checked before the body is read."""
-    n = int.from_bytes(await _receive_exactly(stream, _PREFIX), "big")
-    if n > max_len:
-        raise DecodeError(f"frame too long ({n} > {max_len})")
-    return await _receive_exactly(stream, n)
-
-
-def _frame(message: bytes) -> bytes:
-    return len(message).to_bytes(_PREFIX, "big") + message
-
-
 # ------------------------------------------------------------------ witness side
 
 
@@ -228,7 +202,7 @@ class WitnessService(StreamService):
         host: IHost,
         witness: Witness,
         witness_id: str,
-        clock: Callable[[], int] = wall_clock_ms,
+        clock: Callable[[], int] = wall_ms,
         *,
         peer_allowed: DirectoryPeerAllowed = allow_any_directory,
         max_requests: int = MAX_REQUESTS,
@@ -257,18 +231,18 @@ class WitnessService(StreamService):
             if not self._peer_allowed(peer_id):
                 raise VerificationError("peer-not-allowed", f"{peer_id} may not ask to co-sign")
             with trio.fail_after(self._request_timeout_s):
-                raw = await _receive_frame(stream, MAX_REQUEST_SIZE)
+                raw = await receive_frame(stream, MAX_REQUEST_SIZE)
             request = CosignRequest.decode_untrusted(raw)
-        except (DecodeError, VerificationError, trio.TooSlowError, *_STREAM_ERRORS) as exc:
+        except (DecodeError, VerificationError, trio.TooSlowError, *STREAM_ERRORS) as exc:
             self.rejected += 1
             log.info("dropped a co-sign request from %s: %s", peer_id, str(exc) or type(exc))
             await stream.reset()
             return
         response = self._answer(request)
         try:
-            await stream.send_all(_frame(response.encode()))
+            await stream.send_all(frame(response.encode()))
             await stream.send_eof()
-        except _STREAM_ERRORS as exc:
+        except STREAM_ERRORS as exc:
             log.info("could not answer %s: %s", peer_id, exc)
             return
         await stream.aclose_lingering(self._linger_s)
@@ -307,8 +281,8 @@ async def _ask(host: IHost, peer: PeerInfo | ID | str, request: bytes) -> Cosign
         try:
             await stream.send_all(request)
             await stream.send_eof()
-            raw = await _receive_frame(stream, MAX_RESPONSE_SIZE)
-        except _STREAM_ERRORS as exc:
+            raw = await receive_frame(stream, MAX_RESPONSE_SIZE)
+        except STREAM_ERRORS as exc:
             raise TransportError(f"co-sign stream to {peer_id} failed: {exc}") from None
         response = CosignResponse.decode_untrusted(raw)
     except BaseException:
@@ -339,7 +313,7 @@ async def collect_certificate(
     too few valid signatures came back, :class:`LocalProtocolError` for an
     audit proof over the wire bound.
     """
-    request = _frame(CosignRequest(signed_head, audit_bytes).encode())
+    request = frame(CosignRequest(signed_head, audit_bytes).encode())
     message = signing_message(SignedKind.EPOCH_HEAD, witness_set.set_id, signed_head.head.head_hash)
     partials: dict[str, bytes] = {}
     peers = list(witness_peers)
@@ -357,7 +331,7 @@ async def collect_certificate(
     async def _collect_one(peer: PeerInfo | ID | str) -> None:
         try:
             response = await _ask(host, peer, request)
-        except (ChhayaError, *_DIAL_ERRORS, *_STREAM_ERRORS) as exc:
+        except (ChhayaError, *_DIAL_ERRORS, *STREAM_ERRORS) as exc:
             log.info("no co-signature from %s: %s", peer, exc)
             return
         if response.status != CosignStatus.SIGNED:
