@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import pytest
 
 from chhaya import LocalProtocolError, StorageError
 from chhaya.crypto import Rng
+from chhaya.identity import PrivateIdentity
 from chhaya.prekeys import (
     MAX_INITIAL_MESSAGES_PER_SIGNED_PREKEY,
     MAX_ONE_TIME_KEM_PREKEYS,
@@ -17,10 +21,19 @@ from chhaya.prekeys import (
     InMemoryPrekeyStorage,
     InMemoryPrekeyStore,
     PrekeyKind,
+    PrekeyStorage,
     PrekeyStore,
 )
 
-from ._helpers import NOW, det_rng, identity, make_store
+from ._helpers import NOW, det_rng, identity
+
+StorageFactory = Callable[[], PrekeyStorage]
+
+
+class StoreMaker(Protocol):
+    def __call__(
+        self, owner: PrivateIdentity, *, one_time: int = ..., kem_one_time: int = ...
+    ) -> PrekeyStore: ...
 
 
 @pytest.fixture
@@ -28,8 +41,34 @@ def rng() -> Rng:
     return det_rng(b"store/test")
 
 
-def test_empty_store_has_no_bundle() -> None:
-    store = InMemoryPrekeyStore(identity("bob"))
+@pytest.fixture
+def new_storage() -> StorageFactory:
+    """The storage the tests taking ``make_store`` run on.
+
+    tests/node/test_prekey_db.py imports those tests and overrides this
+    fixture, so the same bodies also run over SQLite.
+    """
+    return InMemoryPrekeyStorage
+
+
+@pytest.fixture
+def make_store(new_storage: StorageFactory) -> StoreMaker:
+    """Like ``_helpers.make_store``, over a storage from ``new_storage``."""
+
+    def make(owner: PrivateIdentity, *, one_time: int = 4, kem_one_time: int = 0) -> PrekeyStore:
+        rng = det_rng(b"prekeys/store/store")
+        store = PrekeyStore(owner, new_storage())
+        store.rotate_signed_prekey(rng, NOW)
+        store.rotate_last_resort_kem_prekey(rng, NOW)
+        store.generate_one_time_prekeys(one_time, rng, NOW)
+        store.generate_kem_prekeys(kem_one_time, rng, NOW)
+        return store
+
+    return make
+
+
+def test_empty_store_has_no_bundle(new_storage: StorageFactory) -> None:
+    store = PrekeyStore(identity("bob"), new_storage())
     with pytest.raises(LocalProtocolError):
         store.bundle_for_publication()
     with pytest.raises(LocalProtocolError):
@@ -37,7 +76,7 @@ def test_empty_store_has_no_bundle() -> None:
     assert store.rotation_due(NOW)
 
 
-def test_publication_bundle_is_long_lived_part_only(rng: Rng) -> None:
+def test_publication_bundle_is_long_lived_part_only(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"), one_time=2, kem_one_time=2)
     bundle = store.bundle_for_publication()
     bundle.verify()
@@ -49,7 +88,7 @@ def test_publication_bundle_is_long_lived_part_only(rng: Rng) -> None:
     assert store.bundle_for_publication() == bundle
 
 
-def test_take_bundle_hands_each_one_time_prekey_out_once(rng: Rng) -> None:
+def test_take_bundle_hands_each_one_time_prekey_out_once(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"), one_time=3, kem_one_time=2)
     bundles = [store.take_bundle(NOW) for _ in range(4)]
     for b in bundles:
@@ -67,7 +106,7 @@ def test_take_bundle_hands_each_one_time_prekey_out_once(rng: Rng) -> None:
     assert len(store.storage.one_time_prekeys()) == 3
 
 
-def test_generated_public_keys_match_bundles(rng: Rng) -> None:
+def test_generated_public_keys_match_bundles(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"), one_time=0)
     opks = store.generate_one_time_prekeys(2, rng, NOW)
     kems = store.generate_kem_prekeys(2, rng, NOW)
@@ -79,7 +118,7 @@ def test_generated_public_keys_match_bundles(rng: Rng) -> None:
     assert [b.kem_prekey for b in taken] == kems
 
 
-def test_ids_are_unique_per_kind(rng: Rng) -> None:
+def test_ids_are_unique_per_kind(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"), one_time=5, kem_one_time=3)
     for _ in range(3):
         store.rotate_signed_prekey(rng, NOW)
@@ -106,7 +145,7 @@ def test_id_space_exhaustion_is_a_storage_error() -> None:
 # ---------------------------------------------------------- rotation & grace
 
 
-def test_rotation_keeps_previous_signed_prekey_for_grace(rng: Rng) -> None:
+def test_rotation_keeps_previous_signed_prekey_for_grace(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"))
     first = store.bundle_for_publication().signed_prekey
     second = store.rotate_signed_prekey(rng, NOW + 10)
@@ -123,7 +162,7 @@ def test_rotation_keeps_previous_signed_prekey_for_grace(rng: Rng) -> None:
     assert store.bundle_for_publication().signed_prekey == second
 
 
-def test_last_resort_rotation_and_grace(rng: Rng) -> None:
+def test_last_resort_rotation_and_grace(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"))
     first = store.bundle_for_publication().kem_prekey
     second = store.rotate_last_resort_kem_prekey(rng, NOW + 10)
@@ -135,7 +174,7 @@ def test_last_resort_rotation_and_grace(rng: Rng) -> None:
     assert store.storage.get_kem_prekey(second.prekey_id) is not None
 
 
-def test_retained_prekeys_are_capped(rng: Rng) -> None:
+def test_retained_prekeys_are_capped(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"))
     for i in range(10):
         store.rotate_signed_prekey(rng, NOW + i)
@@ -148,7 +187,7 @@ def test_retained_prekeys_are_capped(rng: Rng) -> None:
     assert store.bundle_for_publication().signed_prekey.prekey_id == signed[-1].prekey_id
 
 
-def test_stale_handed_out_one_time_prekeys_are_pruned(rng: Rng) -> None:
+def test_stale_handed_out_one_time_prekeys_are_pruned(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"), one_time=2, kem_one_time=2)
     taken = store.take_bundle(NOW)
     assert taken.one_time_prekey is not None
@@ -162,7 +201,7 @@ def test_stale_handed_out_one_time_prekeys_are_pruned(rng: Rng) -> None:
     assert store.available_kem_prekeys() == 1
 
 
-def test_rotation_due(rng: Rng) -> None:
+def test_rotation_due(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"))
     assert not store.rotation_due(NOW)
     assert not store.rotation_due(NOW + SIGNED_PREKEY_ROTATION_MS - 1)
@@ -190,7 +229,7 @@ def test_rotation_due_when_replay_set_half_full(rng: Rng) -> None:
 # --------------------------------------------------------------------- bounds
 
 
-def test_batch_bounds(rng: Rng) -> None:
+def test_batch_bounds(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"), one_time=0)
     for bad in (-1, MAX_ONE_TIME_PREKEYS + 1):
         with pytest.raises(LocalProtocolError):
@@ -200,7 +239,7 @@ def test_batch_bounds(rng: Rng) -> None:
     assert store.generate_one_time_prekeys(0, rng, NOW) == []
 
 
-def test_full_store_makes_room_from_handed_out_keys_only(rng: Rng) -> None:
+def test_full_store_makes_room_from_handed_out_keys_only(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"), one_time=0)
     store.generate_one_time_prekeys(MAX_ONE_TIME_PREKEYS, rng, NOW)
     with pytest.raises(LocalProtocolError):
@@ -214,7 +253,7 @@ def test_full_store_makes_room_from_handed_out_keys_only(rng: Rng) -> None:
     assert {n.prekey_id for n in new} <= remaining
 
 
-def test_full_kem_store_makes_room(rng: Rng) -> None:
+def test_full_kem_store_makes_room(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"), one_time=0, kem_one_time=3)
     first = store.take_bundle(NOW).kem_prekey
     # Fill up to the bound: the next batch must evict the handed-out one.
@@ -230,7 +269,7 @@ def test_negative_grace_is_refused() -> None:
         InMemoryPrekeyStore(identity("bob"), grace_ms=-1)
 
 
-def test_records_do_not_show_secrets(rng: Rng) -> None:
+def test_records_do_not_show_secrets(rng: Rng, make_store: StoreMaker) -> None:
     store = make_store(identity("bob"), one_time=1, kem_one_time=1)
     s = store.storage
     for record, secret in (
