@@ -37,6 +37,7 @@ from ._host import (
     listen_addrs,
     running_host,
 )
+from ._reach import Reach, ReachConfig, RelayLimits, run_reach
 from ._stream import Libp2pStream
 from ._vkd_protocol import (
     MAX_HISTORY_PROOF_SIZE,
@@ -91,8 +92,11 @@ __all__ = [
     "PeerAllowed",
     "ProofSource",
     "ProofUnavailable",
+    "Reach",
+    "ReachConfig",
     "RecordKind",
     "RecordValidator",
+    "RelayLimits",
     "SignedRecord",
     "VkdKind",
     "VkdRequest",
@@ -110,5 +114,6 @@ __all__ = [
     "fetch_lookup",
     "listen_addrs",
     "open_channel",
+    "run_reach",
     "running_host",
 ]
