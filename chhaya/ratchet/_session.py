@@ -212,6 +212,11 @@ class RatchetSession:
         return self._he
 
     @property
+    def associated_data(self) -> bytes:
+        """The session's associated data: both identities and the set-up transcript."""
+        return self._ad
+
+    @property
     def can_send(self) -> bool:
         """The responder can send only after the initiator's first message."""
         return self._ck_send is not None

@@ -9,7 +9,14 @@ from ._payload import (
     PayloadKind,
     ReceiptStatus,
 )
-from ._session import MAX_SEEN_IDS, Conversation, ReceiptReceived, TextReceived
+from ._session import (
+    CONVERSATION_ID_CONTEXT,
+    CONVERSATION_ID_SIZE,
+    MAX_SEEN_IDS,
+    Conversation,
+    ReceiptReceived,
+    TextReceived,
+)
 from ._setup import (
     SESSION_HELLO_SIZE,
     initiator_from_channel,
@@ -18,6 +25,8 @@ from ._setup import (
 )
 
 __all__ = [
+    "CONVERSATION_ID_CONTEXT",
+    "CONVERSATION_ID_SIZE",
     "MAX_RECEIPT_IDS",
     "MAX_SEEN_IDS",
     "MAX_TEXT_BYTES",

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..crypto import FAST, Dh, Rng
+from ..crypto import FAST, Dh, Rng, sha256
 from ..ratchet import RatchetSession
 from ..safety import DecodeError
 from ..wire import Reader, Writer
@@ -29,9 +29,19 @@ from ._payload import (
     ReceiptStatus,
 )
 
-__all__ = ["MAX_SEEN_IDS", "Conversation", "ReceiptReceived", "TextReceived"]
+__all__ = [
+    "CONVERSATION_ID_CONTEXT",
+    "CONVERSATION_ID_SIZE",
+    "MAX_SEEN_IDS",
+    "Conversation",
+    "ReceiptReceived",
+    "TextReceived",
+]
 
 MAX_SEEN_IDS = 4096
+#: Bytes of a conversation id (a truncated SHA-256).
+CONVERSATION_ID_SIZE = 16
+CONVERSATION_ID_CONTEXT = b"chhaya/conversation-id/v1"
 _MAGIC = b"CSES"
 _VERSION = 1
 
@@ -64,6 +74,19 @@ class Conversation:
     @property
     def can_send(self) -> bool:
         return self._ratchet.can_send
+
+    @property
+    def conversation_id(self) -> bytes:
+        """A public name for this conversation, the same on both sides.
+
+        It hashes the ratchet's associated data (both identity keys and the
+        set-up transcript hash), so it is fixed for the life of the
+        conversation and says nothing secret. Two nodes compare ids to decide
+        whether to continue a stored conversation or start a new one.
+        """
+        return sha256(CONVERSATION_ID_CONTEXT + self._ratchet.associated_data)[
+            :CONVERSATION_ID_SIZE
+        ]
 
     def send_text(
         self, text: bytes, now: int, rng: Rng, message_id: bytes | None = None

@@ -10,7 +10,9 @@ from ._channel import channel
 from ._demo import demo
 from ._directory import directory
 from ._keys import fingerprint_cmd, keygen
+from ._node import chat, contacts, inbox, register, run, send
 from ._quorum import quorum
+from ._witness import witness
 
 __all__ = ["cli"]
 
@@ -32,3 +34,10 @@ cli.add_command(channel)
 cli.add_command(demo)
 cli.add_command(quorum)
 cli.add_command(directory)
+cli.add_command(witness)
+cli.add_command(run)
+cli.add_command(register)
+cli.add_command(send)
+cli.add_command(inbox)
+cli.add_command(contacts)
+cli.add_command(chat)

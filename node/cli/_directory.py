@@ -710,3 +710,44 @@ def verify(
         click.echo(f"invalid: {exc}", err=True)
         sys.exit(1)
     _emit(as_json, doc, lines)
+
+
+@directory.command()
+@dir_option
+@click.option("--listen", multiple=True, default=("/ip4/0.0.0.0/tcp/0",), show_default=True)
+@click.option(
+    "--witness-set", "set_file", required=True, type=click.Path(dir_okay=False),
+    help="SET.json of the quorum that certifies this directory.",
+)  # fmt: skip
+@click.option(
+    "--witness", "witnesses", multiple=True, required=True,
+    help="A witness node's multiaddr, …/p2p/<peer id> (repeatable).",
+)  # fmt: skip
+@click.option(
+    "--epoch-interval", default=1.0, type=click.FloatRange(0.05, 3600), show_default=True,
+    help="Seconds between epochs (an epoch is published only when needed).",
+)  # fmt: skip
+@click.option("--metrics", help="Serve Prometheus metrics on HOST:PORT.")
+@json_option
+def serve(
+    data_dir: str,
+    listen: tuple[str, ...],
+    set_file: str,
+    witnesses: tuple[str, ...],
+    epoch_interval: float,
+    metrics: str | None,
+    as_json: bool,
+) -> None:
+    """Serve lookups and registrations over libp2p; publish and certify epochs."""
+    import trio
+
+    from ..daemon._main import run_directory
+
+    def say(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
+
+    trio.run(
+        run_directory, Path(data_dir), list(listen), Path(set_file), list(witnesses),
+        epoch_interval, metrics, as_json, say,
+    )  # fmt: skip

@@ -38,6 +38,15 @@ from ._host import (
     running_host,
 )
 from ._reach import Reach, ReachConfig, RelayLimits, run_reach
+from ._register_protocol import (
+    MAX_CLOCK_SKEW_MS,
+    MAX_REGISTRATION_SIZE,
+    REGISTER_PROTOCOL,
+    Registration,
+    RegistrationService,
+    RegistrationSink,
+    register_handle,
+)
 from ._stream import Libp2pStream
 from ._vkd_protocol import (
     MAX_HISTORY_PROOF_SIZE,
@@ -71,10 +80,13 @@ __all__ = [
     "HEADS_TOPIC",
     "MAX_AUDIT_WIRE_SIZE",
     "MAX_CERTIFIED_HEAD_SIZE",
+    "MAX_CLOCK_SKEW_MS",
     "MAX_DHT_PAYLOAD_SIZE",
     "MAX_HISTORY_PROOF_SIZE",
+    "MAX_REGISTRATION_SIZE",
     "MAX_SIGNED_RECORD_SIZE",
     "NOISE_PROTOCOL_ID",
+    "REGISTER_PROTOCOL",
     "SIGNED_RECORD_MAGIC",
     "VKD_PROTOCOL",
     "WITNESS_PROTOCOL",
@@ -96,6 +108,9 @@ __all__ = [
     "ReachConfig",
     "RecordKind",
     "RecordValidator",
+    "Registration",
+    "RegistrationService",
+    "RegistrationSink",
     "RelayLimits",
     "SignedRecord",
     "VkdKind",
@@ -114,6 +129,7 @@ __all__ = [
     "fetch_lookup",
     "listen_addrs",
     "open_channel",
+    "register_handle",
     "run_reach",
     "running_host",
 ]

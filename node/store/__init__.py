@@ -5,6 +5,7 @@ receipt; a mutable outbox keeps ciphertexts until they are acknowledged. See
 :class:`LogStore` for the commit-before-send rule.
 """
 
+from ._contacts import Contact, ContactBook, InboxEntry, incoming_after, message_status
 from ._logstore import (
     RETRY_INITIAL_MS,
     RETRY_MAX_MS,
@@ -22,10 +23,15 @@ __all__ = [
     "RETRY_INITIAL_MS",
     "RETRY_MAX_MS",
     "SCHEMA_VERSION",
+    "Contact",
+    "ContactBook",
     "Direction",
     "HistoryEntry",
+    "InboxEntry",
     "LogStore",
     "OutboxEntry",
     "Status",
+    "incoming_after",
+    "message_status",
     "retry_delay_ms",
 ]

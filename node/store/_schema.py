@@ -21,6 +21,11 @@ can never be rewritten, not even by a bug elsewhere in the node)::
         'sent', 'delivered' and 'read' for a stored message
     outbox(message_id, peer, envelope, attempts, next_attempt_ms)  -- mutable
         ciphertexts still waiting for a delivery receipt
+    contacts(handle, identity, peer, verified, added_ms, updated_ms)  -- mutable (v2)
+        the public identity last verified for a handle (pinned: a different
+        key for the handle is refused until the user accepts it); ``peer``
+        is the logstore name of that identity; ``verified`` is set once the
+        user compared fingerprints
 """
 
 from __future__ import annotations
@@ -91,8 +96,20 @@ CREATE INDEX outbox_by_due ON outbox (next_attempt_ms);
     + _append_only("receipts")
 )
 
+_V2 = """
+CREATE TABLE contacts (
+    handle TEXT PRIMARY KEY NOT NULL,
+    identity BLOB NOT NULL,
+    peer TEXT NOT NULL,
+    verified INTEGER NOT NULL CHECK (verified IN (0, 1)),
+    added_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX contacts_by_peer ON contacts (peer);
+"""
+
 #: ``MIGRATIONS[v]`` takes the schema from version ``v`` to ``v + 1``.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 #: The schema version :func:`migrate` produces.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -84,16 +84,16 @@ def test_bad_address_fails_in_one_line(keys: Path) -> None:
     assert_one_line_error(r, "invalid address")
 
 
-def test_demo_json_reports_every_message_echoed() -> None:
-    r = run_cli("demo", "--json")
+def test_channel_demo_json_reports_every_message_echoed() -> None:
+    r = run_cli("demo", "--channel-only", "--json")
     assert r.rc == 0, r
     summary = json.loads(r.out.strip().splitlines()[-1])
     assert summary["messages_sent"] == summary["messages_echoed"] == 3
     assert summary["identities"] == 2
 
 
-def test_demo_human_transcript() -> None:
-    r = run_cli("demo")
+def test_channel_demo_human_transcript() -> None:
+    r = run_cli("demo", "--channel-only")
     assert r.rc == 0, r
     assert "alice -> bob" in r.out
     assert "3/3 messages echoed" in r.out

@@ -1,0 +1,827 @@
+"""A user's chat node: identity, directory trust, channels, delivery, control API.
+
+How it works
+------------
+``UserNode.run`` starts a libp2p host (Noise only) with the Kademlia DHT,
+the ``/chhaya/channel/1.0.0`` service and the control socket, then follows
+the directory: it looks a handle up until a proof verifies (which fixes the
+directory under the trusted witness set), and from then on also takes
+certified heads from gossip (``/chhaya/vkd/heads/1``).
+
+**Links.** At most one live channel (a :class:`_Link`) is kept per peer
+identity. Sending to a handle:
+
+1. look the handle up; only a proof that :func:`vkd.verify_vkd_proof`
+   accepts is used, and a contact's pinned identity must match it;
+2. find a device of the entry (its libp2p peer ID) through the signed
+   presence record in the DHT, dial it and run the channel handshake, which
+   must prove the entry's identity key from one of the entry's peer IDs;
+3. send ``Intro`` (our handle, the id of a stored conversation); the
+   listener answers ``Welcome`` (continue it, or start a new one from this
+   handshake, whose session hello follows);
+4. hand the channel to :class:`~node.delivery.Delivery`, which commits each
+   ratchet state before its ciphertext leaves and retries until a receipt.
+
+An incoming channel is accepted for any identity at the handshake (its
+handle is not known yet), but nothing is delivered until its ``Intro``
+handle has been looked up and verified: the entry must hold the channel's
+identity key and list the libp2p peer ID the channel came from. A failure
+closes the channel and tells the peer nothing.
+
+When both sides dial each other at once, the channel dialled by the side
+with the smaller identity key wins, on both sides.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+from libp2p.abc import IHost
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from multiaddr import Multiaddr
+
+from chhaya import (
+    ChhayaError,
+    DecodeError,
+    LocalProtocolError,
+    TransportError,
+    VerificationError,
+)
+from chhaya.crypto import Rng
+from chhaya.identity import PrivateIdentity, PublicIdentity, fingerprint
+from chhaya.prekeys import PrekeyStore
+from chhaya.safety import ct_equal
+from chhaya.sealed import SenderCertificate, issue_certificate
+from chhaya.session import MESSAGE_ID_SIZE, Conversation
+from quorum import CertificateVerifier
+from vkd import IdentityBundle, VerifiedBinding, valid_handle
+
+from ..clock import system_rng, wall_ms
+from ..delivery import Delivery, peer_name
+from ..drivers import SecureChannel
+from ..p2p import (
+    ChannelService,
+    ChhayaDht,
+    HeadGossip,
+    ReachConfig,
+    RecordKind,
+    Registration,
+    listen_addrs,
+    open_channel,
+    register_handle,
+    run_reach,
+    running_host,
+)
+from ..prekey_db import SqlitePrekeyStorage
+from ..store import ContactBook, LogStore, incoming_after, message_status
+from ._config import LOGSTORE_FILE, PREKEYS_FILE, NodeConfig, socket_path
+from ._control import ControlServer, Emit
+from ._lookup import DirectoryClient, reason_of
+from ._metrics import NodeMetrics
+from ._wire import Intro, Presence, Welcome
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+__all__ = ["UserNode"]
+
+log = logging.getLogger("chhaya.node")
+
+#: Bound on the Intro/Welcome exchange after a handshake.
+INTRO_TIMEOUT_S: Final = 10.0
+#: How long an identity bundle we register stays valid.
+BUNDLE_LIFETIME_MS: Final = 30 * 24 * 3600 * 1000
+#: How long a sender certificate stays valid.
+CERTIFICATE_LIFETIME_MS: Final = 7 * 24 * 3600 * 1000
+#: Presence records live this long and are refreshed at a third of it.
+PRESENCE_LIFETIME_MS: Final = 3600 * 1000
+#: How often the node retries following the directory until a proof verifies.
+FOLLOW_RETRY_S: Final = 1.0
+#: A responder conversation can send once the initiator's first message came.
+CAN_SEND_TIMEOUT_S: Final = 10.0
+#: Bound on a control request waiting for a registration to be certified.
+MAX_REGISTER_WAIT_S: Final = 120.0
+#: Channels tried for one send before it fails (when nothing was committed).
+SEND_ATTEMPTS: Final = 3
+#: Bound on `send --wait`.
+MAX_SEND_WAIT_S: Final = 60.0
+
+
+@dataclass(eq=False)
+class _Link:
+    peer: PublicIdentity
+    handle: str
+    channel: SecureChannel
+    delivery: Delivery
+    dialer: bool
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    ended: trio.Event = field(default_factory=trio.Event)
+
+
+class UserNode:
+    def __init__(
+        self,
+        data_dir: Path,
+        config: NodeConfig,
+        identity: PrivateIdentity,
+        node_seed: bytes,
+        verifier: CertificateVerifier | None,
+        metrics: NodeMetrics,
+        *,
+        say: Callable[[str], None] = print,
+        rng: Rng = system_rng,
+        clock: Callable[[], int] = wall_ms,
+    ) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.identity = identity
+        self.key_pair = create_new_key_pair(node_seed)
+        self.peer_id = ID.from_pubkey(self.key_pair.public_key)
+        self._verifier = verifier
+        self.metrics = metrics
+        self._say = say
+        self._rng = rng
+        self._clock = clock
+        self.handle: str | None = config.handle
+        self._certificate: SenderCertificate | None = None
+        self._links: dict[bytes, _Link] = {}
+        self._dial_locks: dict[bytes, trio.Lock] = {}
+        self._changed = trio.Event()
+        self._host: IHost | None = None
+        self._store: LogStore | None = None
+        self._contacts: ContactBook | None = None
+        self._dht: ChhayaDht | None = None
+        self._directory: DirectoryClient | None = None
+        self._gossip: HeadGossip | None = None
+        self._prekeys: PrekeyStore | None = None
+        self._nursery: trio.Nursery | None = None
+        self._stopping = trio.Event()
+        self._on_config_change: Callable[[NodeConfig], None] | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def host(self) -> IHost:
+        if self._host is None:
+            raise LocalProtocolError("the node is not running")
+        return self._host
+
+    @property
+    def store(self) -> LogStore:
+        if self._store is None:
+            raise LocalProtocolError("the node is not running")
+        return self._store
+
+    @property
+    def contacts(self) -> ContactBook:
+        if self._contacts is None:
+            raise LocalProtocolError("the node is not running")
+        return self._contacts
+
+    @property
+    def directory(self) -> DirectoryClient:
+        if self._directory is None:
+            raise TransportError("no directory configured: start the node with --directory")
+        return self._directory
+
+    def on_config_change(self, callback: Callable[[NodeConfig], None]) -> None:
+        self._on_config_change = callback
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self, *, task_status: TaskStatus[UserNode] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until :meth:`stop` or cancellation; then close everything."""
+        store = await LogStore.open(self.data_dir / LOGSTORE_FILE)
+        prekey_storage = SqlitePrekeyStorage(self.data_dir / PREKEYS_FILE)
+        try:
+            self._store = store
+            self._contacts = ContactBook(store)
+            self._prekeys = PrekeyStore(self.identity, prekey_storage)
+            async with running_host(self.key_pair, self.config.listen) as host:
+                self._host = host
+                await self._run_on_host(host, task_status)
+        finally:
+            self._host = None
+            with trio.CancelScope(shield=True):
+                await store.close()
+            prekey_storage.close()
+
+    async def _run_on_host(self, host: IHost, task_status: TaskStatus[UserNode]) -> None:
+        bootstrap = list(self.config.bootstrap)
+        if self.config.directory:
+            bootstrap.insert(0, self.config.directory)
+        if self.config.directory and self._verifier is not None:
+            pinned = bytes.fromhex(self.config.directory_key) if self.config.directory_key else None
+            self._directory = DirectoryClient(
+                host,
+                self.config.directory,
+                self._verifier,
+                self.metrics,
+                self._clock,
+                pinned_directory_key=pinned,
+            )
+        service = ChannelService(
+            host,
+            self.identity,
+            lambda identity_key: identity_key,  # bound to the directory after the Intro
+            handler=self._accept,
+            rng=self._rng,
+            clock=self._clock,
+        )
+        async with ChhayaDht(host, bootstrap=bootstrap) as dht, trio.open_nursery() as nursery:
+            self._dht = dht
+            self._nursery = nursery
+            with service:
+                if self.handle is not None:
+                    self._certificate = self._issue_certificate(self.handle)
+                await nursery.start(ControlServer(socket_path(self.data_dir), self._control).serve)
+                await nursery.start(run_reach, host, self._reach_config(bootstrap))
+                nursery.start_soon(self._publish_presence)
+                nursery.start_soon(self._count_peers)
+                if self._directory is not None:
+                    nursery.start_soon(self._follow_directory)
+                task_status.started(self)
+                await self._stopping.wait()
+                nursery.cancel_scope.cancel()
+
+    def _reach_config(self, bootstrap: list[str]) -> ReachConfig:
+        return ReachConfig(
+            bootstrap=tuple(bootstrap), mdns=self.config.mdns, relay_hop=self.config.relay
+        )
+
+    def addresses(self) -> list[str]:
+        """Our dialable multiaddrs, ending in /p2p/<peer id>."""
+        return listen_addrs(self.host)
+
+    def _advertised(self) -> tuple[str, ...]:
+        """Listen addresses to publish; a wildcard becomes loopback (see the note)."""
+        out: list[str] = []
+        for addr in self.host.get_transport_addrs():
+            text = str(addr)
+            if text.startswith("/ip4/0.0.0.0/"):
+                text = "/ip4/127.0.0.1/" + text[len("/ip4/0.0.0.0/") :]
+            if text not in out:
+                out.append(text)
+        return tuple(out[:16])
+
+    async def _publish_presence(self) -> None:
+        """Keep a signed presence record (peer ID and addresses) in the DHT."""
+        assert self._dht is not None
+        while True:
+            now = self._clock()
+            presence = Presence(self.peer_id.to_bytes(), self._advertised())
+            try:
+                with trio.move_on_after(30):
+                    await self._dht.put_record(
+                        self.identity,
+                        RecordKind.PRESENCE,
+                        presence.encode(),
+                        sequence=now,
+                        expires_ms=now + PRESENCE_LIFETIME_MS,
+                    )
+            except ChhayaError as exc:
+                log.warning("could not publish presence: %s", exc)
+            except Exception as exc:  # py-libp2p's DHT raises several unrelated types
+                log.warning("could not publish presence: %s: %s", type(exc).__name__, exc)
+            await trio.sleep(PRESENCE_LIFETIME_MS / 3000)
+
+    async def _count_peers(self) -> None:
+        while True:
+            self.metrics.peers.set(len(self.host.get_connected_peers()))
+            self.metrics.channels.set(len(self._links))
+            await trio.sleep(1)
+
+    async def _follow_directory(self) -> None:
+        """Verify a first proof (fixing the directory), then follow gossiped heads."""
+        directory = self.directory
+        probe = self.handle or "chhaya-probe"
+        while directory.tracker is None:
+            try:
+                await directory.lookup(probe, fresh=True)
+            except ChhayaError as exc:
+                log.info("directory not followed yet: %s", exc)
+                await trio.sleep(FOLLOW_RETRY_S)
+        assert directory.tracker is not None
+        head = directory.latest_head
+        assert head is not None
+        log.info("following directory %s at epoch %d", head.head.directory_id.hex()[:16],
+                 head.head.epoch)  # fmt: skip
+        async with HeadGossip(self.host, directory.tracker) as gossip:
+            self._gossip = gossip
+            await trio.sleep_forever()
+
+    # ------------------------------------------------------------------ identity
+
+    def _issue_certificate(self, handle: str) -> SenderCertificate:
+        expires = self._clock() + CERTIFICATE_LIFETIME_MS
+        return issue_certificate(self.identity, handle, self.peer_id.to_bytes(), expires)
+
+    def _certificate_for_sending(self) -> SenderCertificate:
+        if self.handle is None:
+            raise LocalProtocolError("register a handle first: chhaya register HANDLE")
+        cert = self._certificate
+        if cert is None or cert.expires_ms - self._clock() < CERTIFICATE_LIFETIME_MS // 2:
+            cert = self._certificate = self._issue_certificate(self.handle)
+        return cert
+
+    def _bundle(self) -> IdentityBundle:
+        prekeys = self._prekeys
+        assert prekeys is not None
+        now = self._clock()
+        try:
+            published = prekeys.bundle_for_publication()
+        except LocalProtocolError:  # first registration: make the long-lived prekeys
+            prekeys.rotate_signed_prekey(self._rng, now)
+            prekeys.rotate_last_resort_kem_prekey(self._rng, now)
+            published = prekeys.bundle_for_publication()
+        return IdentityBundle(
+            self.identity.public, (self.peer_id.to_bytes(),), published, now + BUNDLE_LIFETIME_MS
+        )
+
+    async def register(self, handle: str, timeout_s: float) -> VerifiedBinding:
+        """Publish our identity under ``handle`` and wait until a verified proof shows it."""
+        if not valid_handle(handle):
+            raise LocalProtocolError(f"invalid handle {handle!r}")
+        directory = self.directory
+        existing = await directory.lookup(handle, fresh=True)
+        if existing is not None and existing.bundle.identity != self.identity.public:
+            raise VerificationError("handle-taken", f"{handle!r} belongs to another identity")
+        directory_id = directory.directory_id
+        assert directory_id is not None  # a verified lookup fixed the directory
+        registration = Registration.sign(
+            self.identity, directory_id, handle, self._bundle(), self._clock()
+        )
+        if not await register_handle(self.host, directory.directory_addr, registration):
+            raise VerificationError("registration-refused", "the directory refused the handle")
+        with trio.move_on_after(timeout_s):
+            while True:
+                binding = await directory.lookup(handle, fresh=True)
+                if binding is not None and binding.bundle == registration.bundle:
+                    self._set_handle(handle)
+                    return binding
+                await trio.sleep(0.2)
+        raise TransportError(
+            f"the directory queued {handle!r} but no certified epoch showed it "
+            f"within {timeout_s:g} s"
+        )
+
+    def _set_handle(self, handle: str) -> None:
+        self.handle = handle
+        self._certificate = self._issue_certificate(handle)
+        self.config = self.config.merged(handle=handle)
+        if self._on_config_change is not None:
+            self._on_config_change(self.config)
+
+    # ------------------------------------------------------------------ contacts
+
+    async def _check_pinned(self, handle: str, binding: VerifiedBinding) -> None:
+        """Refuse a handle whose verified identity differs from the pinned one."""
+        contact = await self.contacts.get(handle)
+        identity = binding.bundle.identity
+        if contact is None:
+            await self.contacts.put(handle, identity, peer_name(identity), False, self._clock())
+        elif contact.identity != identity:
+            self.metrics.proof_failures.labels("key-changed").inc()
+            raise VerificationError(
+                "key-changed",
+                f"{handle}'s identity key changed since you added it; compare fingerprints, "
+                f"then run `chhaya contacts add {handle} --accept-new-key`",
+            )
+
+    async def _resolve(self, handle: str) -> VerifiedBinding:
+        binding = await self.directory.lookup(handle)
+        if binding is None:
+            raise VerificationError("not-registered", f"{handle!r} is not in the directory")
+        binding.bundle.check(self._clock())
+        await self._check_pinned(handle, binding)
+        return binding
+
+    # ------------------------------------------------------------------ links
+
+    def _keep(self, link: _Link) -> bool:
+        """Install ``link`` unless a channel that wins the tie-break is live."""
+        key = link.peer.signing_key
+        current = self._links.get(key)
+        if current is not None and not current.ended.is_set():
+            ours_wins = self.identity.public.signing_key < key
+            current_is_ours = current.dialer
+            if current_is_ours == ours_wins and link.dialer != ours_wins:
+                return False
+            current.scope.cancel()
+        self._links[key] = link
+        self.metrics.channels.set(len(self._links))
+        return True
+
+    async def _serve_link(self, link: _Link) -> None:
+        """Receive on a link until it ends; retries run beside it."""
+        delivery = link.delivery
+        try:
+            with link.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(delivery.run_retries)
+                    while (data := await link.channel.receive()) is not None:
+                        received, delivered = delivery.received, delivery.delivered
+                        await delivery.handle(data)
+                        if delivery.received > received:
+                            self.metrics.messages_received.inc(delivery.received - received)
+                        if delivery.delivered > delivered:
+                            self.metrics.messages_delivered.inc(delivery.delivered - delivered)
+                        self._notify()
+                    nursery.cancel_scope.cancel()
+        except ChhayaError as exc:
+            log.info("link with %s ended: %s", link.handle, exc)
+        finally:
+            link.ended.set()
+            if self._links.get(link.peer.signing_key) is link:
+                del self._links[link.peer.signing_key]
+            self._notify()
+
+    async def _find_device(self, binding: VerifiedBinding) -> PeerInfo:
+        """A device of the entry we can dial: connected already, or from its presence record."""
+        devices = [ID(d) for d in binding.bundle.devices]
+        connected = set(self.host.get_connected_peers())
+        for device in devices:
+            if device in connected:
+                return PeerInfo(device, [])
+        assert self._dht is not None
+        identity_key = binding.bundle.identity.signing_key
+        record = None
+        with trio.move_on_after(15):
+            try:
+                record = await self._dht.get_record(identity_key, RecordKind.PRESENCE)
+            except ChhayaError as exc:
+                log.info("presence lookup failed: %s", exc)
+            except Exception as exc:  # py-libp2p's DHT raises several unrelated types
+                log.info("presence lookup failed: %s: %s", type(exc).__name__, exc)
+        if record is not None:
+            try:
+                presence = Presence.decode_untrusted(record.payload)
+                device = ID(presence.peer_id)
+                if device in devices:
+                    return PeerInfo(device, [Multiaddr(a) for a in presence.addrs])
+            except (DecodeError, ValueError) as exc:  # multiaddr raises ValueError subclasses
+                log.info("unusable presence record: %s", exc)
+        raise TransportError("no reachable device (no presence record, not connected)")
+
+    async def _dial(self, handle: str, binding: VerifiedBinding) -> _Link:
+        peer = binding.bundle.identity
+        key = peer.signing_key
+        lock = self._dial_locks.setdefault(key, trio.Lock())
+        async with lock:
+            current = self._links.get(key)
+            if current is not None and not current.ended.is_set():
+                return current
+            devices = set(binding.bundle.devices)
+            info = await self._find_device(binding)
+            try:
+                channel = await open_channel(
+                    self.host,
+                    info,
+                    self.identity,
+                    key,
+                    peer_allowed=lambda peer_id, _key: peer_id.to_bytes() in devices,
+                    rng=self._rng,
+                    clock=self._clock,
+                )
+            except ChhayaError as exc:
+                self.metrics.handshake_failures.labels(reason_of(exc)).inc()
+                raise
+            try:
+                link = await self._introduce(channel, handle, peer)
+            except BaseException as exc:
+                if isinstance(exc, ChhayaError):
+                    self.metrics.handshake_failures.labels(reason_of(exc)).inc()
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await channel.aclose()
+                raise
+            if not self._keep(link):
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await channel.aclose()
+                raise TransportError("a simultaneous channel from the peer won")
+            assert self._nursery is not None
+            self._nursery.start_soon(self._serve_closing, link)
+            return link
+
+    async def _serve_closing(self, link: _Link) -> None:
+        try:
+            await self._serve_link(link)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await link.channel.aclose()
+
+    async def _stored_conversation_id(self, peer: PublicIdentity) -> bytes:
+        state = await self.store.load_session(peer_name(peer))
+        if state is None:
+            return b""
+        try:
+            return Conversation.decode_untrusted(state).conversation_id
+        except DecodeError:
+            log.warning("stored conversation with %s is unreadable; starting a new one",
+                        peer_name(peer)[:16])  # fmt: skip
+            return b""
+
+    async def _introduce(self, channel: SecureChannel, handle: str, peer: PublicIdentity) -> _Link:
+        """Dialer side of Intro/Welcome, then the conversation."""
+        cert = self._certificate_for_sending()
+        assert self.handle is not None
+        conversation_id = await self._stored_conversation_id(peer)
+        with trio.fail_after(INTRO_TIMEOUT_S):
+            await channel.send(Intro(self.handle, conversation_id).encode())
+            raw = await channel.receive()
+            if raw is None:
+                raise TransportError("the peer closed the channel during the introduction")
+            welcome = Welcome.decode_untrusted(raw)
+            if welcome.resume and not conversation_id:
+                raise DecodeError("the peer resumed a conversation we do not hold")
+            if welcome.resume:
+                delivery = await Delivery.resume(
+                    channel, self.store, self.identity, cert, peer, rng=self._rng,
+                    clock=self._clock,
+                )  # fmt: skip
+            else:
+                delivery = await Delivery.establish(
+                    channel, self.store, self.identity, cert, peer, dialer=True, rng=self._rng,
+                    clock=self._clock,
+                )  # fmt: skip
+        return _Link(peer, handle, channel, delivery, dialer=True)
+
+    async def _accept(self, channel: SecureChannel, peer_id: ID) -> None:
+        """Listener side: verify the Intro against the directory, then serve the link."""
+        try:
+            link = await self._welcome(channel, peer_id)
+        except (ChhayaError, trio.TooSlowError) as exc:
+            self.metrics.handshake_failures.labels(reason_of(exc)).inc()
+            log.info("refused a channel from %s: %s", peer_id, exc)
+            return  # the service closes the channel; the peer learns nothing more
+        if not self._keep(link):
+            return
+        await self._serve_link(link)
+
+    async def _welcome(self, channel: SecureChannel, peer_id: ID) -> _Link:
+        cert = self._certificate_for_sending()
+        with trio.fail_after(INTRO_TIMEOUT_S):
+            raw = await channel.receive()
+            if raw is None:
+                raise TransportError("the peer closed the channel before its introduction")
+            intro = Intro.decode_untrusted(raw)
+            binding = await self._resolve(intro.handle)
+            peer = binding.bundle.identity
+            if not ct_equal(peer.signing_key, channel.peer_identity):
+                raise VerificationError("intro-identity", "the handle names another identity")
+            if peer_id.to_bytes() not in binding.bundle.devices:
+                raise VerificationError("intro-device", "the peer ID is not a device of the handle")
+            stored = await self._stored_conversation_id(peer)
+            resume = (
+                bool(stored) and bool(intro.conversation_id) and stored == intro.conversation_id
+            )
+            await channel.send(Welcome(resume).encode())
+            if resume:
+                delivery = await Delivery.resume(
+                    channel, self.store, self.identity, cert, peer, rng=self._rng,
+                    clock=self._clock,
+                )  # fmt: skip
+            else:
+                delivery = await Delivery.establish(
+                    channel, self.store, self.identity, cert, peer, dialer=False, rng=self._rng,
+                    clock=self._clock,
+                )  # fmt: skip
+        return _Link(peer, intro.handle, channel, delivery, dialer=False)
+
+    # ------------------------------------------------------------------ messaging
+
+    async def send(self, handle: str, text: str, *, wait: bool, timeout_s: float) -> dict[str, Any]:
+        """Send ``text`` to ``handle``; with ``wait``, until its receipt (or the timeout).
+
+        The message id is chosen first, so when a channel fails under a send
+        the store tells whether the text was committed (it then stays in the
+        outbox and is retried on whichever channel to the peer lives) or not
+        (it is sent again on a new channel, at most :data:`SEND_ATTEMPTS` times).
+        """
+        body = text.encode()
+        binding = await self._resolve(handle)
+        key = binding.bundle.identity.signing_key
+        message_id = self._rng(MESSAGE_ID_SIZE)
+        started = time.perf_counter()
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                link = self._links.get(key)
+                if link is None or link.ended.is_set():
+                    link = await self._dial(handle, binding)
+                conversation = link.delivery.conversation
+                if not conversation.can_send:
+                    with trio.fail_after(CAN_SEND_TIMEOUT_S):
+                        await link.delivery.wait_until(functools.partial(_can_send, conversation))
+                await link.delivery.send_text(body, message_id)
+                break
+            except (ChhayaError, trio.TooSlowError) as exc:
+                if await message_status(self.store, message_id) is not None:
+                    log.info("send to %s will be retried: %s", handle, exc)
+                    break  # committed: the outbox retries it
+                if attempt + 1 == SEND_ATTEMPTS or not isinstance(exc, TransportError):
+                    self.metrics.messages_failed.labels(reason_of(exc)).inc()
+                    raise TransportError(f"not sent to {handle}: {exc or 'timed out'}") from None
+                await trio.sleep(0.05 * (attempt + 1))
+        self.metrics.messages_sent.inc()
+        status: str = "sent"
+        if wait:
+            with trio.move_on_after(timeout_s):
+                while status == "sent":
+                    status = await message_status(self.store, message_id) or "sent"
+                    if status == "sent":
+                        await self._wait_changed(1.0)
+                self.metrics.delivery_latency.observe(time.perf_counter() - started)
+        return {"message_id": message_id.hex(), "handle": handle, "status": status}
+
+    async def _wait_changed(self, timeout_s: float) -> None:
+        with trio.move_on_after(timeout_s):
+            await self._changed.wait()
+
+    async def _handle_of(self, peer: str) -> str:
+        contact = await self.contacts.by_peer(peer)
+        return contact.handle if contact is not None else peer[:16]
+
+    async def inbox(self, since: int, follow: bool, emit: Emit) -> dict[str, Any]:
+        cursor = since
+        messages: list[dict[str, Any]] = []
+        while True:
+            entries = await incoming_after(self.store, cursor)
+            for item in entries:
+                cursor = item.cursor
+                doc = {
+                    "cursor": item.cursor,
+                    "from": await self._handle_of(item.entry.peer),
+                    "message_id": item.entry.message_id.hex(),
+                    "sent_ms": item.entry.sent_ms,
+                    "received_ms": item.entry.created_ms,
+                    "text": item.entry.body.decode("utf-8", "replace"),
+                }
+                if follow:
+                    await emit(doc)
+                else:
+                    messages.append(doc)
+            if not follow:
+                return {"messages": messages, "cursor": cursor}
+            if not entries:
+                await self._wait_changed(1.0)
+
+    async def history(self, handle: str, limit: int) -> dict[str, Any]:
+        contact = await self.contacts.get(handle)
+        if contact is None:
+            return {"handle": handle, "messages": []}
+        entries = await self.store.history(contact.peer, limit)
+        return {
+            "handle": handle,
+            "messages": [
+                {
+                    "message_id": e.message_id.hex(),
+                    "direction": e.direction,
+                    "text": e.body.decode("utf-8", "replace"),
+                    "sent_ms": e.sent_ms,
+                    "status": e.status,
+                }
+                for e in entries
+            ],
+        }
+
+    # ------------------------------------------------------------------ control API
+
+    def status(self) -> dict[str, Any]:
+        head = self._directory.latest_head if self._directory is not None else None
+        return {
+            "peer_id": str(self.peer_id),
+            "handle": self.handle,
+            "addresses": self.addresses(),
+            "fingerprint": fingerprint(self.identity.public),
+            "directory_epoch": None if head is None else head.head.epoch,
+            "peers": len(self.host.get_connected_peers()),
+            "channels": len(self._links),
+            "proofs_verified": 0 if self._directory is None else self._directory.proofs_verified,
+        }
+
+    async def _contact_doc(self, handle: str) -> dict[str, Any]:
+        contact = await self.contacts.get(handle)
+        if contact is None:
+            raise LocalProtocolError(f"{handle!r} is not a contact")
+        return {
+            "handle": contact.handle,
+            "fingerprint": fingerprint(contact.identity),
+            "verified": contact.verified,
+        }
+
+    async def add_contact(
+        self, handle: str, expected_fingerprint: str | None, accept_new_key: bool
+    ) -> dict[str, Any]:
+        binding = await self.directory.lookup(handle, fresh=True)
+        if binding is None:
+            raise VerificationError("not-registered", f"{handle!r} is not in the directory")
+        identity = binding.bundle.identity
+        contact = await self.contacts.get(handle)
+        if contact is not None and contact.identity != identity and not accept_new_key:
+            raise VerificationError(
+                "key-changed",
+                f"{handle}'s identity key changed; compare fingerprints, then add --accept-new-key",
+            )
+        verified = contact is not None and contact.identity == identity and contact.verified
+        if expected_fingerprint is not None:
+            verified = _fingerprint_matches(identity, expected_fingerprint)
+            if not verified:
+                raise VerificationError(
+                    "fingerprint", f"the fingerprint of {handle} does not match"
+                )
+        await self.contacts.put(handle, identity, peer_name(identity), verified, self._clock())
+        return await self._contact_doc(handle)
+
+    async def verify_contact(self, handle: str, expected_fingerprint: str) -> dict[str, Any]:
+        contact = await self.contacts.get(handle)
+        if contact is None:
+            raise LocalProtocolError(f"{handle!r} is not a contact: chhaya contacts add {handle}")
+        if not _fingerprint_matches(contact.identity, expected_fingerprint):
+            raise VerificationError("fingerprint", f"the fingerprint of {handle} does not match")
+        await self.contacts.put(handle, contact.identity, contact.peer, True, self._clock())
+        return await self._contact_doc(handle)
+
+    async def _control(self, op: str, args: dict[str, Any], emit: Emit) -> dict[str, Any]:
+        def arg_str(name: str) -> str:
+            value = args.get(name)
+            if not isinstance(value, str):
+                raise LocalProtocolError(f"missing or non-string argument {name!r}")
+            return value
+
+        def arg_float(name: str, default: float, upper: float) -> float:
+            value = args.get(name, default)
+            if not isinstance(value, int | float) or not 0 <= value <= upper:
+                raise LocalProtocolError(f"argument {name!r} must be a number in 0..{upper:g}")
+            return float(value)
+
+        if op == "status":
+            return self.status()
+        if op == "register":
+            timeout = arg_float("timeout_s", 60.0, MAX_REGISTER_WAIT_S)
+            binding = await self.register(arg_str("handle"), timeout)
+            return {"handle": binding.handle, "epoch": binding.epoch, "version": binding.version,
+                    "peer_id": str(self.peer_id)}  # fmt: skip
+        if op == "send":
+            wait = bool(args.get("wait", False))
+            timeout = arg_float("timeout_s", 30.0, MAX_SEND_WAIT_S)
+            return await self.send(arg_str("handle"), arg_str("text"), wait=wait, timeout_s=timeout)
+        if op == "inbox":
+            since = args.get("since", 0)
+            if not isinstance(since, int) or since < 0:
+                raise LocalProtocolError("argument 'since' must be a non-negative integer")
+            return await self.inbox(since, bool(args.get("follow", False)), emit)
+        if op == "history":
+            limit = args.get("limit", 50)
+            if not isinstance(limit, int) or not 1 <= limit <= 1000:
+                raise LocalProtocolError("argument 'limit' must be in 1..1000")
+            return await self.history(arg_str("handle"), limit)
+        if op == "contacts.add":
+            fp = args.get("fingerprint")
+            if fp is not None and not isinstance(fp, str):
+                raise LocalProtocolError("argument 'fingerprint' must be a string")
+            return await self.add_contact(arg_str("handle"), fp, bool(args.get("accept_new_key")))
+        if op == "contacts.list":
+            contacts = await self.contacts.all()
+            return {"contacts": [
+                {"handle": c.handle, "fingerprint": fingerprint(c.identity), "verified": c.verified}
+                for c in contacts
+            ]}  # fmt: skip
+        if op == "contacts.verify":
+            return await self.verify_contact(arg_str("handle"), arg_str("fingerprint"))
+        if op == "lookup":
+            handle = arg_str("handle")
+            found = await self.directory.lookup(handle, fresh=True)
+            if found is None:
+                return {"handle": handle, "registered": False}
+            return {"handle": handle, "registered": True, "epoch": found.epoch,
+                    "version": found.version,
+                    "fingerprint": fingerprint(found.bundle.identity)}  # fmt: skip
+        if op == "stop":
+            self.stop()
+            return {"stopping": True}
+        raise LocalProtocolError(f"unknown control operation {op!r}")
+
+
+def _can_send(conversation: Conversation) -> bool:
+    return conversation.can_send
+
+
+def _fingerprint_matches(identity: PublicIdentity, text: str) -> bool:
+    expected = "".join(ch for ch in text if ch.isdigit()).encode()
+    actual = "".join(ch for ch in fingerprint(identity) if ch.isdigit()).encode()
+    return len(expected) == len(actual) and ct_equal(expected, actual)
