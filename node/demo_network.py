@@ -17,7 +17,7 @@ import functools
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ from chhaya import ChhayaError, TransportError
 
 from .clock import system_rng, wall_ms
 from .daemon import call, socket_path
-from .procs import LOOPBACK_LISTEN, ProcessGroup
+from .procs import LOOPBACK_LISTEN, NodeProcess, ProcessGroup
 
-__all__ = ["NetworkDemoResult", "run_network_demo"]
+__all__ = ["LocalNetwork", "NetworkDemoResult", "run_network_demo"]
 
 HANDLES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
 WITNESSES = 4
@@ -77,7 +77,7 @@ def _parallel(jobs: list[Callable[[], Any]]) -> list[Any]:
     return results
 
 
-def _make_quorum(root: Path) -> Path:
+def _make_quorum(root: Path, witnesses: int, threshold: int) -> Path:
     from quorum import WitnessSet
 
     from .daemon._main import bls_backend
@@ -85,13 +85,103 @@ def _make_quorum(root: Path) -> Path:
 
     backend = bls_backend()
     members = []
-    for i in range(WITNESSES):
+    for i in range(witnesses):
         sk = backend.key_gen(system_rng(32))
         _, _, member = write_witness_key(root / "witnesses", f"w{i + 1}", sk, backend)
         members.append(member)
     set_path = root / "SET.json"
-    set_path.write_text(witness_set_to_json(WitnessSet(tuple(members), THRESHOLD)))
+    set_path.write_text(witness_set_to_json(WitnessSet(tuple(members), threshold)))
     return set_path
+
+
+class LocalNetwork:
+    """A quorum, a directory and user nodes as processes under ``root`` (127.0.0.1).
+
+    Also the integration tests' fixture. Use inside ``with network.group.running():``
+    so every process is stopped by its PID whatever happens.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        say: Callable[[str], None] = lambda _: None,
+        *,
+        witnesses: int = WITNESSES,
+        threshold: int = THRESHOLD,
+        log_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        from .directory_files import init_directory
+
+        self.root = root
+        self.say = say
+        self.set_path = _make_quorum(root, witnesses, threshold)
+        self.witness_count = witnesses
+        opened, genesis = init_directory(root / "directory", wall_ms(), system_rng)
+        opened.close()
+        say(f"directory created (epoch {genesis.head.epoch}); witness set: {threshold} of "
+            f"{witnesses}")  # fmt: skip
+        self.group = ProcessGroup(env=env, log_dir=log_dir or root)
+        self.witness_addrs: list[str] = []
+        self.directory: NodeProcess | None = None
+        self.users: dict[str, NodeProcess] = {}
+
+    def witness_args(self, name: str) -> list[str]:
+        return [
+            "witness", "serve", "--key", str(self.root / "witnesses" / f"{name}.key"),
+            "--set", str(self.set_path),
+            "--directory-public", str(self.root / "directory" / "directory.json"),
+            "--state", str(self.root / "witnesses" / f"{name}.state"),
+            "--listen", LOOPBACK_LISTEN, "--json",
+        ]  # fmt: skip
+
+    def start_witnesses(self, count: int | None = None) -> None:
+        for i in range(self.witness_count if count is None else count):
+            name = f"w{i + 1}"
+            node = self.group.start(name, self.witness_args(name))
+            self.witness_addrs.append(node.address)
+            self.say(f"witness {name} up (pid {node.pid})")
+
+    def start_directory(self, epoch_interval_s: float = 0.2) -> NodeProcess:
+        witness_args = [arg for a in self.witness_addrs for arg in ("--witness", a)]
+        self.directory = self.group.start("directory", [
+            "directory", "serve", "--dir", str(self.root / "directory"),
+            "--witness-set", str(self.set_path), "--listen", LOOPBACK_LISTEN,
+            "--epoch-interval", str(epoch_interval_s), *witness_args, "--json",
+        ])  # fmt: skip
+        self.say(f"directory up (pid {self.directory.pid}) at {self.directory.address}")
+        return self.directory
+
+    def user_dir(self, handle: str) -> Path:
+        return self.root / "users" / handle
+
+    def socket(self, handle: str) -> Path:
+        return socket_path(self.user_dir(handle))
+
+    def user_args(self, handle: str) -> list[str]:
+        assert self.directory is not None
+        return [
+            "run", "--data-dir", str(self.user_dir(handle)), "--listen", LOOPBACK_LISTEN,
+            "--directory", self.directory.address, "--witness-set", str(self.set_path),
+            "--json",
+        ]  # fmt: skip
+
+    def start_user(self, handle: str) -> NodeProcess:
+        """Start (or restart, with the same data directory) the node of ``handle``."""
+        node = self.group.start(handle, self.user_args(handle))
+        self.users[handle] = node
+        self.say(f"user node {handle} up (pid {node.pid}, peer {node.ready['peer_id']})")
+        return node
+
+    def call(self, handle: str, op: str, args: dict[str, Any] | None = None,
+             timeout_s: float = 90.0) -> dict[str, Any]:  # fmt: skip
+        return call(self.socket(handle), op, args or {}, timeout_s)
+
+    def register(self, handles: Sequence[str]) -> list[dict[str, Any]]:
+        return _parallel([
+            functools.partial(self.call, h, "register", {"handle": h, "timeout_s": 30}, 60)
+            for h in handles
+        ])  # fmt: skip
 
 
 def run_network_demo(
@@ -103,54 +193,20 @@ def run_network_demo(
     with tempfile.TemporaryDirectory(prefix="chhaya-demo-") as tmp:
         root = Path(tmp)
         say(f"setting up in {root}")
-        set_path = _make_quorum(root)
-        from .directory_files import init_directory
-
-        opened, genesis = init_directory(root / "directory", wall_ms(), system_rng)
-        opened.close()
-        say(f"directory created (epoch {genesis.head.epoch}); witness set: {THRESHOLD} of "
-            f"{WITNESSES}")  # fmt: skip
-        group = ProcessGroup(log_dir=log_dir or root)
+        net = LocalNetwork(root, say, log_dir=log_dir)
+        group = net.group
         with group.running():
-            witness_addrs = []
-            for i in range(WITNESSES):
-                name = f"w{i + 1}"
-                node = group.start(name, [
-                    "witness", "serve", "--key", str(root / "witnesses" / f"{name}.key"),
-                    "--set", str(set_path),
-                    "--directory-public", str(root / "directory" / "directory.json"),
-                    "--state", str(root / "witnesses" / f"{name}.state"),
-                    "--listen", LOOPBACK_LISTEN, "--json",
-                ])  # fmt: skip
-                witness_addrs.append(node.address)
-                say(f"witness {name} up (pid {node.pid})")
-            witness_args = [arg for a in witness_addrs for arg in ("--witness", a)]
-            directory = group.start("directory", [
-                "directory", "serve", "--dir", str(root / "directory"),
-                "--witness-set", str(set_path), "--listen", LOOPBACK_LISTEN,
-                "--epoch-interval", "0.2", *witness_args, "--json",
-            ])  # fmt: skip
-            say(f"directory up (pid {directory.pid}) at {directory.address}")
+            net.start_witnesses()
+            net.start_directory()
             handles = [_handle(i) for i in range(users)]
-            sockets = {}
             for handle in handles:
-                data_dir = root / "users" / handle
-                node = group.start(handle, [
-                    "run", "--data-dir", str(data_dir), "--listen", LOOPBACK_LISTEN,
-                    "--directory", directory.address, "--witness-set", str(set_path), "--json",
-                ])  # fmt: skip
-                sockets[handle] = socket_path(data_dir)
-                say(f"user node {handle} up (pid {node.pid}, peer {node.ready['peer_id']})")
-            registered = _parallel([
-                functools.partial(call, sockets[h], "register", {"handle": h, "timeout_s": 30}, 60)
-                for h in handles
-            ])  # fmt: skip
-            for result in registered:
+                net.start_user(handle)
+            for result in net.register(handles):
                 say(f"registered {result['handle']}: certified in epoch {result['epoch']}")
             sends = [(a, b) for a in handles for b in handles if a != b]
             say(f"sending {len(sends)} sealed-sender messages (every user to every other)")
             results = _parallel([
-                functools.partial(call, sockets[a], "send", {
+                functools.partial(net.call, a, "send", {
                     "handle": b, "text": f"hello {b}, this is {a}", "wait": True,
                     "timeout_s": 30,
                 }, 90)
@@ -161,11 +217,11 @@ def run_network_demo(
                 say(f"  {a} -> {b}: {r['status']}")
             received = 0
             for handle in handles:
-                inbox = call(sockets[handle], "inbox", {})["messages"]
+                inbox = net.call(handle, "inbox")["messages"]
                 received += len(inbox)
                 for doc in inbox:
                     say(f"  {handle}'s inbox: from {doc['from']}: {doc['text']!r}")
-            statuses = [call(sockets[h], "status", {}) for h in handles]
+            statuses = [net.call(h, "status") for h in handles]
             proofs = sum(int(s["proofs_verified"]) for s in statuses)
             epoch = max(int(s["directory_epoch"] or 0) for s in statuses)
             say("stopping every process (SIGTERM by PID)")
@@ -181,7 +237,7 @@ def run_network_demo(
         return NetworkDemoResult(
             nodes=len(group.processes),
             users=users,
-            witnesses=WITNESSES,
+            witnesses=net.witness_count,
             messages_sent=len(sends),
             messages_delivered=delivered,
             messages_received=received,
