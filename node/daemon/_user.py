@@ -47,6 +47,7 @@ from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
+from libp2p.utils.address_validation import expand_wildcard_address
 from multiaddr import Multiaddr
 
 from chhaya import (
@@ -87,7 +88,7 @@ from ._config import LOGSTORE_FILE, PREKEYS_FILE, NodeConfig, socket_path
 from ._control import ControlServer, Emit
 from ._lookup import DirectoryClient, reason_of
 from ._metrics import NodeMetrics
-from ._wire import Intro, Presence, Welcome
+from ._wire import MAX_ADDRS, Intro, Presence, Welcome
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -270,15 +271,14 @@ class UserNode:
         return listen_addrs(self.host)
 
     def _advertised(self) -> tuple[str, ...]:
-        """Listen addresses to publish; a wildcard becomes loopback (see the note)."""
+        """Listen addresses to publish; a wildcard is expanded to each interface."""
         out: list[str] = []
         for addr in self.host.get_transport_addrs():
-            text = str(addr)
-            if text.startswith("/ip4/0.0.0.0/"):
-                text = "/ip4/127.0.0.1/" + text[len("/ip4/0.0.0.0/") :]
-            if text not in out:
-                out.append(text)
-        return tuple(out[:16])
+            for concrete in expand_wildcard_address(addr):
+                text = str(concrete)
+                if text not in out:
+                    out.append(text)
+        return tuple(out[:MAX_ADDRS])
 
     async def _publish_presence(self) -> None:
         """Keep a signed presence record (peer ID and addresses) in the DHT."""
