@@ -111,6 +111,10 @@ FOLLOW_RETRY_S: Final = 1.0
 CAN_SEND_TIMEOUT_S: Final = 10.0
 #: Bound on a control request waiting for a registration to be certified.
 MAX_REGISTER_WAIT_S: Final = 120.0
+#: How often the outbox is checked for peers without a channel.
+REDIAL_POLL_S: Final = 2.0
+#: The longest wait before trying an unreachable peer with queued messages again.
+REDIAL_MAX_S: Final = 300.0
 #: Channels tried for one send before it fails (when nothing was committed).
 SEND_ATTEMPTS: Final = 3
 #: Bound on `send --wait`.
@@ -255,6 +259,7 @@ class UserNode:
                 await nursery.start(run_reach, host, self._reach_config(bootstrap))
                 nursery.start_soon(self._publish_presence)
                 nursery.start_soon(self._count_peers)
+                nursery.start_soon(self._redial_for_outbox)
                 if self._directory is not None:
                     nursery.start_soon(self._follow_directory)
                 task_status.started(self)
@@ -300,6 +305,41 @@ class UserNode:
             except Exception as exc:  # py-libp2p's DHT raises several unrelated types
                 log.warning("could not publish presence: %s: %s", type(exc).__name__, exc)
             await trio.sleep(PRESENCE_LIFETIME_MS / 3000)
+
+    async def _redial_for_outbox(self) -> None:
+        """Open a channel to each peer that has due outbox entries but no live link.
+
+        The link's own retry loop then re-sends them. This is what delivers,
+        after a restart, messages that were committed but not acknowledged.
+        A peer that cannot be reached is tried again after a backoff.
+        """
+        next_try: dict[str, float] = {}
+        failures: dict[str, int] = {}
+        while True:
+            await trio.sleep(REDIAL_POLL_S)
+            try:
+                due = await self.store.pending_outbox(self._clock(), 100)
+            except ChhayaError as exc:
+                log.warning("cannot read the outbox: %s", exc)
+                continue
+            linked = {peer_name(link.peer) for link in self._links.values()
+                      if not link.ended.is_set()}  # fmt: skip
+            for peer in sorted({entry.peer for entry in due} - linked):
+                if next_try.get(peer, 0.0) > trio.current_time():
+                    continue
+                try:
+                    contact = await self.contacts.by_peer(peer)
+                    if contact is None:
+                        raise LocalProtocolError("no contact for this peer")
+                    binding = await self._resolve(contact.handle)
+                    await self._dial(contact.handle, binding)
+                    failures.pop(peer, None)
+                except (ChhayaError, trio.TooSlowError) as exc:
+                    failures[peer] = failures.get(peer, 0) + 1
+                    delay = min(REDIAL_MAX_S, REDIAL_POLL_S * 2 ** failures[peer])
+                    next_try[peer] = trio.current_time() + delay
+                    log.info("cannot reach %s for queued messages (retry in %.0f s): %s",
+                             peer[:16], delay, exc)  # fmt: skip
 
     async def _count_peers(self) -> None:
         while True:
