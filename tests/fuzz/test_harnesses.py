@@ -26,7 +26,9 @@ import chhaya.prekeys
 import chhaya.ratchet
 import chhaya.sealed
 import chhaya.session
+import node.daemon
 import node.p2p
+import node.p2p._register_protocol
 import quorum
 import vkd
 import vkd.tree
@@ -89,6 +91,10 @@ VALID_FIRST_SEED: dict[str, Callable[[bytes], object]] = {
     "fuzz_p2p_certified_head": node.p2p.CertifiedHead.decode_untrusted,
     "fuzz_p2p_dht_record": node.p2p.SignedRecord.decode_untrusted,
     "fuzz_p2p_cosign": node.p2p.CosignRequest.decode_untrusted,
+    "fuzz_p2p_registration": node.p2p.Registration.decode_untrusted,
+    "fuzz_daemon_intro": node.daemon.Intro.decode_untrusted,
+    "fuzz_daemon_welcome": node.daemon.Welcome.decode_untrusted,
+    "fuzz_daemon_presence": node.daemon.Presence.decode_untrusted,
 }
 
 
