@@ -134,12 +134,13 @@ class ControlServer:
         self._clients += 1
         try:
             async with client:
-                async for line in _lines(client):
-                    if not await self._answer(client, line):
-                        return
-        except _LineTooLong:
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await client.send_all(_encode({"id": None, "ok": False, "error": "line too long"}))
+                try:
+                    async for line in _lines(client):
+                        if not await self._answer(client, line):
+                            return
+                except _LineTooLong:
+                    answer = {"id": None, "ok": False, "error": "line too long"}
+                    await client.send_all(_encode(answer))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:

@@ -96,6 +96,8 @@ class Presence:
             raise ValueError("bad peer id length")
         w = Writer().raw(_PRESENCE).var16(self.peer_id, MAX_PEER_ID_LEN).u8(len(self.addrs))
         for addr in self.addrs:
+            if not addr:
+                raise ValueError("empty address")
             w.utf8(addr, MAX_ADDR_LEN)
         return w.getvalue()
 

@@ -144,7 +144,6 @@ async def test_over_long_line_does_not_stop_the_server(tmp_path: Path) -> None:
 # ControlServer._serve_client catches _LineTooLong outside ``async with client``,
 # so the client is already closed when it tries to send the error line, and
 # the ClosedResourceError that raises is suppressed: the client only sees EOF.
-@pytest.mark.xfail(strict=True, reason="over-long line: error line sent after close (bug)")
 async def test_over_long_line_gets_an_error_line(tmp_path: Path) -> None:
     path = sock_path(tmp_path)
     async with serving(path):
