@@ -15,6 +15,20 @@ it. Every ``epoch_interval_s`` the epoch loop:
    checks keep passing), and certifies it;
 3. gossips each newly certified head on ``/chhaya/vkd/heads/1``.
 
+Witness catch-up: a witness only signs the epoch after the last one it
+signed, and :func:`collect_certificate` stops at the threshold, so a slow
+witness, or one that was down, is left behind and would refuse every new
+head. After an epoch is certified, a background task (one at a time; it never
+holds up certification) brings every witness missing from that certificate
+up to it: it first offers the witness the newest head (a witness one epoch
+behind, or already there, signs it); failing that it finds the newest epoch
+the witness is known to have signed, from the certificates' signer bitmaps
+and from its own earlier catch-ups, and sends the following heads with their
+audit proofs in order, stopping at the first refusal. It looks back at most
+:data:`MAX_CATCH_UP_EPOCHS` epochs. Which address is which witness is learnt
+from validly signed answers; an address not yet known is probed with the
+next head of each missing witness whose address is not known.
+
 An epoch that the quorum does not certify stays uncertified and unserved:
 lookups keep answering from the last certified epoch, and the loop tries
 again on its next turn. The directory never serves a head the quorum did not
@@ -37,7 +51,14 @@ from libp2p.peer.id import ID
 
 from chhaya import ChhayaError, VerificationError
 from chhaya.crypto import Rng
-from quorum import CertificateVerifier, HeadTracker, QuorumCertificate, WitnessSet
+from quorum import (
+    CertificateVerifier,
+    HeadTracker,
+    QuorumCertificate,
+    SignedHead,
+    WitnessSet,
+    signers_from_bitmap,
+)
 from quorum.bls import BlsBackend
 from vkd import DirectoryValue
 
@@ -51,6 +72,7 @@ from ..p2p import (
     VkdService,
     collect_certificate,
     listen_addrs,
+    request_cosignature,
     running_host,
 )
 from ._metrics import NodeMetrics
@@ -59,7 +81,7 @@ if TYPE_CHECKING:
     from libp2p.abc import IHost
     from trio_typing import TaskStatus
 
-__all__ = ["HEARTBEAT_MS", "DirectoryNode"]
+__all__ = ["HEARTBEAT_MS", "MAX_CATCH_UP_EPOCHS", "DirectoryNode"]
 
 log = logging.getLogger("chhaya.directory")
 
@@ -67,6 +89,12 @@ log = logging.getLogger("chhaya.directory")
 HEARTBEAT_MS: Final = 20 * 60 * 1000
 #: Bound on queued registrations waiting for the next epoch.
 MAX_PENDING: Final = 10_000
+#: How far back witness catch-up looks for the last epoch a witness signed.
+MAX_CATCH_UP_EPOCHS: Final = 1_000
+#: Bound on one co-sign request during catch-up.
+CATCH_UP_REQUEST_TIMEOUT_S: Final = 5.0
+#: Bound on one catch-up run (all lagging witnesses, in parallel).
+CATCH_UP_RUN_TIMEOUT_S: Final = 600.0
 
 
 class DirectoryNode:
@@ -108,6 +136,15 @@ class DirectoryNode:
         self._stopping = trio.Event()
         #: Epochs certified while this node ran.
         self.epochs_certified = 0
+        # Witness catch-up: which address answered as which witness (learnt
+        # from validly signed answers), the newest epoch each witness is known
+        # to have signed, and the newest certified epoch to catch up to.
+        self._peer_witness: dict[str, str] = {}
+        self._signed_through: dict[str, int] = {}
+        self._catch_up_target: int | None = None
+        self._catch_up_wake = trio.Event()
+        #: Co-signatures witnesses gave during catch-up while this node ran.
+        self.catch_up_signatures = 0
 
     @property
     def host(self) -> IHost:
@@ -168,6 +205,9 @@ class DirectoryNode:
         self.tracker.accept(head, cert)
         signers = sum(bin(byte).count("1") for byte in cert.signers)
         self._say(f"epoch {epoch} certified by {signers} of {len(self._witness_set.members)}")
+        if signers < self._witness_set.size:
+            self._catch_up_target = max(epoch, self._catch_up_target or 0)
+            self._catch_up_wake.set()
         if self._gossip is not None:
             try:
                 await self._gossip.publish(head, cert)
@@ -212,6 +252,136 @@ class DirectoryNode:
                 await trio.sleep(min(0.05, self._epoch_interval_s))  # gather a small batch
                 self._wake = trio.Event()
 
+    # ------------------------------------------------------------------ witness catch-up
+
+    def _head_and_audit(self, epoch: int) -> tuple[SignedHead, bytes]:
+        directory = self.opened.directory
+        return directory.head(epoch), b"" if epoch == 0 else directory.audit(epoch).encode()
+
+    def _signers(self, epoch: int) -> list[int]:
+        try:
+            cert = self.opened.directory.certificate(epoch)
+        except ChhayaError:  # not certified, or a corrupt record: shows no signer
+            return []
+        return signers_from_bitmap(cert.signers, self._witness_set.size)
+
+    async def _offer(self, addr: str, epoch: int) -> str | None:
+        """Ask the witness at ``addr`` to co-sign ``epoch``; its id if it did."""
+        head, audit = self._head_and_audit(epoch)
+        got = await request_cosignature(
+            self.host,
+            addr,
+            head,
+            audit,
+            self._witness_set,
+            self._backend,
+            timeout_s=CATCH_UP_REQUEST_TIMEOUT_S,
+        )
+        if got is None:
+            return None
+        witness_id = got[0]
+        self.catch_up_signatures += 1
+        if self._peer_witness.get(addr) != witness_id:
+            log.info("witness %s answers at %s", witness_id, addr)
+            self._peer_witness[addr] = witness_id
+        self._signed_through[witness_id] = max(epoch, self._signed_through.get(witness_id, 0))
+        return witness_id
+
+    def _next_epoch(self, index: int, latest: int) -> int | None:
+        """The epoch after the newest one witness ``index`` is known to have signed.
+
+        None when it is not known to have signed anything in the last
+        :data:`MAX_CATCH_UP_EPOCHS` epochs (and those do not reach genesis).
+        """
+        known = self._signed_through.get(self._witness_set.members[index].witness_id)
+        floor = max(0, latest - MAX_CATCH_UP_EPOCHS)
+        for epoch in range(latest - 1, floor - 1, -1):
+            if known is not None and known >= epoch:
+                return known + 1
+            if index in self._signers(epoch):
+                return epoch + 1
+        return 0 if floor == 0 else None
+
+    async def _catch_up_witness(self, addr: str, latest: int, lagging: list[int]) -> None:
+        if await self._offer(addr, latest) is not None:
+            return  # it was at most one epoch behind
+        witness_id = self._peer_witness.get(addr)
+        if witness_id is None:
+            # Unknown address: try the next head of each lagging witness whose
+            # address is unknown; the one it signs tells who it is.
+            known = set(self._peer_witness.values())
+            members = self._witness_set.members
+            candidates = sorted(
+                {
+                    epoch
+                    for i in lagging
+                    if members[i].witness_id not in known
+                    and (epoch := self._next_epoch(i, latest)) is not None
+                    and epoch < latest
+                }
+            )
+            for epoch in candidates:
+                witness_id = await self._offer(addr, epoch)
+                if witness_id is not None:
+                    break
+            else:
+                log.info("witness at %s signed none of epochs %s", addr, [*candidates, latest])
+                return
+        index = self._witness_set.index_of(witness_id)
+        start = self._next_epoch(index, latest)
+        if start is None:
+            log.warning(
+                "witness %s signed none of the last %d epochs; not catching it up",
+                witness_id,
+                MAX_CATCH_UP_EPOCHS,
+            )
+            return
+        if start >= latest:
+            return  # it refused the newest head, which it should have signed
+        log.info("catching witness %s up from epoch %d to %d", witness_id, start, latest)
+        for epoch in range(start, latest + 1):
+            if await self._offer(addr, epoch) is None:
+                log.warning("witness %s refused epoch %d during catch-up", witness_id, epoch)
+                return
+        log.info("witness %s caught up to epoch %d", witness_id, latest)
+
+    async def _catch_up(self, latest: int) -> None:
+        """Bring each witness missing from ``latest``'s certificate up to it."""
+        signed = set(self._signers(latest))
+        lagging = [i for i in range(self._witness_set.size) if i not in signed]
+        members = self._witness_set.members
+        addrs = [
+            addr
+            for addr in self._witness_addrs
+            if (witness_id := self._peer_witness.get(addr)) is None
+            or self._witness_set.index_of(witness_id) in lagging
+        ]
+        if not lagging or not addrs:
+            return
+        log.info(
+            "epoch %d: catching up %s",
+            latest,
+            ", ".join(members[i].witness_id for i in lagging),
+        )
+        async with trio.open_nursery() as nursery:
+            for addr in addrs:
+                nursery.start_soon(self._catch_up_witness, addr, latest, lagging)
+
+    async def _catch_up_loop(self) -> None:
+        while True:
+            await self._catch_up_wake.wait()
+            self._catch_up_wake = trio.Event()
+            target = self._catch_up_target
+            if target is None:
+                continue
+            with trio.move_on_after(CATCH_UP_RUN_TIMEOUT_S) as scope:
+                try:
+                    await self._catch_up(target)
+                except ChhayaError as exc:
+                    log.error("witness catch-up to epoch %d: %s", target, exc)
+            if scope.cancelled_caught:
+                log.warning("witness catch-up to epoch %d timed out", target)
+
     # ------------------------------------------------------------------ run
 
     async def run(
@@ -231,6 +401,7 @@ class DirectoryNode:
                 self._gossip = gossip
                 with vkd_service, registrations:
                     nursery.start_soon(self._epoch_loop)
+                    nursery.start_soon(self._catch_up_loop)
                     task_status.started(self)
                     await self._stopping.wait()
                     nursery.cancel_scope.cancel()

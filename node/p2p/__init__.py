@@ -71,6 +71,7 @@ from ._witness_protocol import (
     WitnessService,
     allow_any_directory,
     collect_certificate,
+    request_cosignature,
 )
 
 __all__ = [
@@ -130,6 +131,7 @@ __all__ = [
     "listen_addrs",
     "open_channel",
     "register_handle",
+    "request_cosignature",
     "run_reach",
     "running_host",
 ]

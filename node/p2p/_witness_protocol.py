@@ -18,6 +18,9 @@ witness keeps the evidence in :attr:`WitnessService.evidence`, to gossip it.
 
 :func:`collect_certificate` asks every witness at once, checks each partial
 signature against the witness set, and stops as soon as the threshold is met.
+:func:`request_cosignature` asks one witness and checks its answer the same
+way; the directory uses it to walk a witness that fell behind through the
+epochs it missed.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ __all__ = [
     "WitnessService",
     "allow_any_directory",
     "collect_certificate",
+    "request_cosignature",
 ]
 
 log = logging.getLogger("chhaya.p2p.witness")
@@ -79,6 +83,8 @@ WITNESS_PROTOCOL: Final = TProtocol("/chhaya/witness/1.0.0")
 MAX_AUDIT_WIRE_SIZE: Final = 64 << 20
 #: Default bound on the whole collection of a certificate.
 COLLECT_TIMEOUT_S: Final = 10.0
+#: Default bound on one witness's answer to :func:`request_cosignature`.
+COSIGN_TIMEOUT_S: Final = 10.0
 #: How long the witness waits for a complete request (it may be large).
 REQUEST_TIMEOUT_S: Final = 10.0
 #: Requests a witness serves at once; each may hold up to MAX_AUDIT_WIRE_SIZE.
@@ -293,6 +299,64 @@ async def _ask(host: IHost, peer: PeerInfo | ID | str, request: bytes) -> Cosign
     return response
 
 
+async def _checked_cosignature(
+    host: IHost,
+    peer: PeerInfo | ID | str,
+    request: bytes,
+    message: bytes,
+    epoch: int,
+    witness_set: WitnessSet,
+    backend: BlsBackend,
+) -> tuple[str, bytes] | None:
+    """Ask one witness (``request`` is the framed request); None unless it signed validly."""
+    try:
+        response = await _ask(host, peer, request)
+    except (ChhayaError, *_DIAL_ERRORS, *STREAM_ERRORS) as exc:
+        log.info("no co-signature from %s: %s", peer, exc)
+        return None
+    if response.status != CosignStatus.SIGNED:
+        log.info("witness %s refused epoch %d", response.witness_id, epoch)
+        return None
+    try:
+        member = witness_set.members[witness_set.index_of(response.witness_id)]
+    except KeyError:
+        log.info("%s answered as unknown witness %r", peer, response.witness_id)
+        return None
+    if not backend.verify(member.public_key, message, response.signature):
+        log.warning("bad partial signature from witness %s", response.witness_id)
+        return None
+    return response.witness_id, response.signature
+
+
+async def request_cosignature(
+    host: IHost,
+    peer: PeerInfo | ID | str,
+    signed_head: SignedHead,
+    audit_bytes: bytes,
+    witness_set: WitnessSet,
+    backend: BlsBackend,
+    timeout_s: float = COSIGN_TIMEOUT_S,
+) -> tuple[str, bytes] | None:
+    """Ask the one witness at ``peer`` to co-sign ``signed_head``.
+
+    Returns ``(witness id, partial signature)``, the signature checked against
+    the member of ``witness_set`` the witness names. Returns None, and logs
+    why, when the witness refuses, is unreachable, does not answer within
+    ``timeout_s``, names an unknown witness or signs badly: a peer's fault
+    never raises. Raises :class:`LocalProtocolError` only for an audit proof
+    over the wire bound.
+    """
+    request = frame(CosignRequest(signed_head, audit_bytes).encode())
+    message = signing_message(SignedKind.EPOCH_HEAD, witness_set.set_id, signed_head.head.head_hash)
+    epoch = signed_head.head.epoch
+    got: tuple[str, bytes] | None = None
+    with trio.move_on_after(timeout_s) as scope:
+        got = await _checked_cosignature(host, peer, request, message, epoch, witness_set, backend)
+    if scope.cancelled_caught:
+        log.info("no co-signature from %s for epoch %d: timed out", peer, epoch)
+    return got
+
+
 async def collect_certificate(
     host: IHost,
     witness_peers: Sequence[PeerInfo | ID | str],
@@ -329,23 +393,11 @@ async def collect_certificate(
                 scope.cancel()
 
     async def _collect_one(peer: PeerInfo | ID | str) -> None:
-        try:
-            response = await _ask(host, peer, request)
-        except (ChhayaError, *_DIAL_ERRORS, *STREAM_ERRORS) as exc:
-            log.info("no co-signature from %s: %s", peer, exc)
-            return
-        if response.status != CosignStatus.SIGNED:
-            log.info("witness %s refused epoch %d", response.witness_id, signed_head.head.epoch)
-            return
-        try:
-            member = witness_set.members[witness_set.index_of(response.witness_id)]
-        except KeyError:
-            log.info("%s answered as unknown witness %r", peer, response.witness_id)
-            return
-        if not backend.verify(member.public_key, message, response.signature):
-            log.warning("bad partial signature from witness %s", response.witness_id)
-            return
-        partials[response.witness_id] = response.signature
+        got = await _checked_cosignature(
+            host, peer, request, message, signed_head.head.epoch, witness_set, backend
+        )
+        if got is not None:
+            partials[got[0]] = got[1]
 
     with trio.move_on_after(timeout_s):
         async with trio.open_nursery() as nursery:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from node.p2p import (
     Libp2pStream,
     WitnessService,
     collect_certificate,
+    request_cosignature,
 )
 from quorum import (
     CertificateVerifier,
@@ -36,6 +38,7 @@ from quorum import (
     Witness,
     WitnessMember,
     WitnessSet,
+    signing_message,
 )
 from quorum.bls import get_backend
 from tests.vkd.conftest import NOW, RNG, World, bundle_for
@@ -317,3 +320,64 @@ def test_invalid_messages_are_not_encoded() -> None:
         CosignRequest(_HEAD, bytes(MAX_AUDIT_WIRE_SIZE + 1)).encode()
     with pytest.raises(DecodeError):
         CosignRequest.decode_untrusted(b"CWQ1" + _HEAD.encode() + b"\xff\xff\xff\xff")
+
+
+# ------------------------------------------------------------------ one witness
+
+
+async def test_request_cosignature_answers_for_one_witness() -> None:
+    w = fresh_world("p2p-witness-one")
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with network(w, online=(0, 1)) as (directory, peers, services):
+            genesis, _ = w.directory.publish(w.clock(), RNG)
+            ask = functools.partial(
+                request_cosignature,
+                directory,
+                witness_set=w.witness_set,
+                backend=BACKEND,
+                timeout_s=5.0,
+            )
+            got = await ask(peers[0], genesis, b"")
+            assert got is not None
+            witness_id, signature = got
+            assert witness_id == "W1"
+            message = signing_message(
+                SignedKind.EPOCH_HEAD, w.witness_set.set_id, genesis.head.head_hash
+            )
+            assert BACKEND.verify(w.members[0].public_key, message, signature)
+
+            w.directory.add("alice", bundle_for("alice"))
+            head, audit = w.directory.publish(w.clock(), RNG)
+            assert audit is not None
+            # W2 never signed genesis, so it refuses epoch 1.
+            assert await ask(peers[1], head, audit.encode()) is None
+            assert services[1].refused == 1
+            # W3 does not serve the protocol; nothing listens on port 1.
+            assert await ask(peers[2], genesis, b"") is None
+            peer_id = peers[3].rsplit("/p2p/", 1)[1]
+            assert await ask(f"/ip4/127.0.0.1/tcp/1/p2p/{peer_id}", genesis, b"") is None
+            # W1 signs epoch 1 too, after genesis.
+            got = await ask(peers[0], head, audit.encode())
+            assert got is not None
+            assert got[0] == "W1"
+
+
+async def test_request_cosignature_refuses_a_witness_answering_under_another_name() -> None:
+    w = fresh_world("p2p-witness-impostor")
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with hosts(2) as (directory, witness_host):
+            genesis, _ = w.directory.publish(w.clock(), RNG)
+            for claimed in ("W2", "W9"):  # W1's key answering as W2, or as no member
+                service = WitnessService(witness_host, w.witnesses[0], claimed, w.clock)
+                with service:
+                    got = await request_cosignature(
+                        directory,
+                        address(witness_host),
+                        genesis,
+                        b"",
+                        w.witness_set,
+                        BACKEND,
+                        timeout_s=5.0,
+                    )
+                    assert got is None
+                    assert service.signed == 1
