@@ -25,6 +25,14 @@ Four properties of py-libp2p 0.8.1 shape the code:
   that and resets otherwise, so a peer that never closes cannot pin streams.
 - A reset discards data the peer has not read yet, so a graceful close sends
   FIN, never RST.
+
+On QUIC (``enable_quic`` hosts) the stream is py-libp2p's own QUIC stream,
+with three more differences: ``close()`` closes both directions (trap 8), so
+:meth:`send_eof` uses ``close_write()``; a read after both sides have sent
+FIN fails as "closed" (StreamReset) instead of returning EOF, so a QUIC stream
+that is not in its reset state counts as ended cleanly; and :meth:`aclose`
+already frees a QUIC stream locally, so lingering cannot wait for the peer's
+FIN and ends without a reset.
 """
 
 from __future__ import annotations
@@ -149,8 +157,9 @@ class Libp2pStream(trio.abc.HalfCloseableStream):
                 except EOFError:  # StreamEOF and MuxedStreamEOF both derive from it
                     pass
                 except _LIBP2P_ERRORS as exc:
-                    self._broken = True
-                    raise trio.BrokenResourceError(f"libp2p stream failed: {exc!r}") from exc
+                    if not self._quic_ended_cleanly():
+                        self._broken = True
+                        raise trio.BrokenResourceError(f"libp2p stream failed: {exc!r}") from exc
                 finally:
                     self._pending.discard(scope)
             if scope.cancelled_caught:  # only aclose() cancels this scope
@@ -239,6 +248,11 @@ class Libp2pStream(trio.abc.HalfCloseableStream):
                 except EOFError:
                     data = b""
                 except _LIBP2P_ERRORS:
+                    if self._quic_ended_cleanly():
+                        # close() already closed a QUIC stream's read side and
+                        # freed it; resetting now could discard what we sent.
+                        self._peer_eof = True
+                        return True
                     self._broken = True
                     return False
                 if not data:
@@ -286,6 +300,17 @@ class Libp2pStream(trio.abc.HalfCloseableStream):
         # like a FIN. The Yamux stream object still records the reset.
         muxed = getattr(self._stream, "muxed_stream", None)
         return getattr(muxed, "reset_received", False) is True
+
+    def _quic_ended_cleanly(self) -> bool:
+        # py-libp2p 0.8.1's QUIC stream reports a read on a stream whose both
+        # directions have ended cleanly (both FINs, or our close()) as "closed",
+        # which NetStream turns into StreamReset. Only a real RESET_STREAM sets
+        # its reset state. Yamux streams have no is_reset(): never true there.
+        muxed = getattr(self._stream, "muxed_stream", None)
+        is_reset = getattr(muxed, "is_reset", None)
+        if not callable(is_reset) or getattr(muxed, "_read_closed", False) is not True:
+            return False
+        return is_reset() is False
 
     async def _close_write(self) -> None:
         # NetStream.close_write() half-closes on every muxer (on QUIC, close()
