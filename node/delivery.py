@@ -15,12 +15,14 @@ peer's identity agreement key and carrying our sender certificate.
 The logstore rule: a ratchet state is committed before any ciphertext made
 with it leaves the node. ``send_text`` commits the new state, the message
 and its envelope (``commit_outgoing``) and only then sends. On receipt of a
-text, the state that decrypted it is committed with the message
-(``commit_incoming``, which drops duplicates by message id); a DELIVERED
-receipt follows, its state saved with ``save_session`` first. A receipt marks
-our messages delivered. Changes to the conversation and the commit of the
-resulting state happen under one lock, so stored versions follow the order
-in which the state changed.
+text, the state that decrypted it is committed with the message, and the
+state after encrypting the DELIVERED receipt as the next version, in one
+transaction (``commit_incoming_and_reply``, which drops duplicate messages by
+id); only then does the receipt leave. A receipt marks our messages delivered,
+in one transaction with the state that decrypted it (``commit_receipts``).
+Changes to the conversation and the commit of the resulting state happen
+under one lock, so stored versions follow the order in which the state
+changed.
 
 Retries: :meth:`Delivery.run_retries` (run it beside :meth:`Delivery.run`)
 re-sends every outbox entry for this peer when it falls due, under the same
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Literal
 
 import trio
 
@@ -352,32 +355,34 @@ class Delivery:
                 return
             now = self._clock()
             if isinstance(event, TextReceived):
-                if await self._store.commit_incoming(
-                    self._name,
-                    self._conversation.encode(),
-                    event.message_id,
-                    event.text,
-                    event.sent_at_ms,
-                    now,
-                ):
-                    self.received += 1
-                else:
-                    self.duplicates += 1
+                text_state = self._conversation.encode()
                 # Acknowledge duplicates too: the first receipt may have been lost.
                 ratchet_message = self._conversation.send_receipt(
                     ReceiptStatus.DELIVERED, [event.message_id], now, self._rng
                 )
                 receipt = self._seal(ratchet_message)
-                await self._store.save_session(self._name, self._conversation.encode(), now)
+                # One transaction: the message with the state that decrypted it,
+                # then the state after the receipt, before the receipt leaves.
+                if await self._store.commit_incoming_and_reply(
+                    self._name,
+                    text_state,
+                    event.message_id,
+                    event.text,
+                    event.sent_at_ms,
+                    now,
+                    self._conversation.encode(),
+                ):
+                    self.received += 1
+                else:
+                    self.duplicates += 1
             else:
                 assert isinstance(event, ReceiptReceived)
-                for mid in event.message_ids:
-                    if event.status is ReceiptStatus.DELIVERED:
-                        marked = await self._store.mark_delivered(mid, now, peer=self._name)
-                    else:
-                        marked = await self._store.mark_read(mid, now, peer=self._name)
-                    self.delivered += marked
-                await self._store.save_session(self._name, self._conversation.encode(), now)
+                status: Literal["delivered", "read"] = (
+                    "delivered" if event.status is ReceiptStatus.DELIVERED else "read"
+                )
+                self.delivered += await self._store.commit_receipts(
+                    self._name, self._conversation.encode(), event.message_ids, status, now
+                )
         if receipt is not None:
             await self._channel.send(receipt)
         self._notify()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -179,6 +179,46 @@ def _append_session(db: sqlite3.Connection, peer: str, state: bytes, now_ms: int
         (peer, version, state, now_ms),
     )
     return version
+
+
+def _insert_incoming(
+    db: sqlite3.Connection,
+    peer: str,
+    new_state: bytes,
+    message_id: bytes,
+    body: bytes,
+    sent_ms: int,
+    now_ms: int,
+) -> bool:
+    """Store a received message with its state; False (nothing written) for a duplicate."""
+    if db.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone():
+        return False
+    version = _append_session(db, peer, new_state, now_ms)
+    db.execute(
+        "INSERT INTO messages"
+        " (id, peer, direction, body, sent_ms, created_ms, session_version)"
+        " VALUES (?, ?, 'in', ?, ?, ?, ?)",
+        (message_id, peer, body, sent_ms, now_ms, version),
+    )
+    return True
+
+
+def _insert_receipt(
+    db: sqlite3.Connection, message_id: bytes, status: Status, now_ms: int, peer: str | None
+) -> bool:
+    """Record one receipt; True if it is new. See :meth:`LogStore.mark_delivered`."""
+    row = db.execute("SELECT peer, direction FROM messages WHERE id = ?", (message_id,)).fetchone()
+    if row is None or (peer is not None and row[0] != peer):
+        return False
+    if status == "delivered" and row[1] != "out":
+        return False
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO receipts (message_id, status, at_ms) VALUES (?, ?, ?)",
+        (message_id, status, now_ms),
+    )
+    if row[1] == "out":  # delivered or read: stop retrying
+        db.execute("DELETE FROM outbox WHERE message_id = ?", (message_id,))
+    return cursor.rowcount == 1
 
 
 class LogStore:
@@ -361,16 +401,36 @@ class LogStore:
         _check_int("now_ms", now_ms)
 
         def write(db: sqlite3.Connection) -> bool:
-            if db.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone():
-                return False
-            version = _append_session(db, peer, new_state, now_ms)
-            db.execute(
-                "INSERT INTO messages"
-                " (id, peer, direction, body, sent_ms, created_ms, session_version)"
-                " VALUES (?, ?, 'in', ?, ?, ?, ?)",
-                (message_id, peer, body, sent_ms, now_ms, version),
-            )
-            return True
+            return _insert_incoming(db, peer, new_state, message_id, body, sent_ms, now_ms)
+
+        return await self._write(f"cannot commit incoming message {message_id.hex()}", write)
+
+    async def commit_incoming_and_reply(
+        self,
+        peer: str,
+        new_state: bytes,
+        message_id: bytes,
+        body: bytes,
+        sent_ms: int,
+        now_ms: int,
+        reply_state: bytes,
+    ) -> bool:
+        """:meth:`commit_incoming` and :meth:`save_session` of ``reply_state``, in one transaction.
+
+        For a message that is answered at once (a delivery receipt): the state
+        that decrypted it is stored with it, and ``reply_state``, the state
+        after the reply was encrypted, as the next version, so the reply may
+        leave once this returns. One transaction means one fsync instead of two.
+        For a duplicate only ``reply_state`` is stored, and False is returned.
+        """
+        _check_key(peer, message_id)
+        _check_int("sent_ms", sent_ms)
+        _check_int("now_ms", now_ms)
+
+        def write(db: sqlite3.Connection) -> bool:
+            new = _insert_incoming(db, peer, new_state, message_id, body, sent_ms, now_ms)
+            _append_session(db, peer, reply_state, now_ms)
+            return new
 
         return await self._write(f"cannot commit incoming message {message_id.hex()}", write)
 
@@ -389,20 +449,7 @@ class LogStore:
         _check_int("now_ms", now_ms)
 
         def write(db: sqlite3.Connection) -> bool:
-            row = db.execute(
-                "SELECT peer, direction FROM messages WHERE id = ?", (message_id,)
-            ).fetchone()
-            if row is None or (peer is not None and row[0] != peer):
-                return False
-            if status == "delivered" and row[1] != "out":
-                return False
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO receipts (message_id, status, at_ms) VALUES (?, ?, ?)",
-                (message_id, status, now_ms),
-            )
-            if row[1] == "out":  # delivered or read: stop retrying
-                db.execute("DELETE FROM outbox WHERE message_id = ?", (message_id,))
-            return cursor.rowcount == 1
+            return _insert_receipt(db, message_id, status, now_ms, peer)
 
         return await self._write(f"cannot record a '{status}' receipt", write)
 
@@ -424,6 +471,32 @@ class LogStore:
         Returns True if the receipt is new; unknown ids return False.
         """
         return await self._receipt(message_id, "read", now_ms, peer)
+
+    async def commit_receipts(
+        self,
+        peer: str,
+        new_state: bytes,
+        message_ids: Sequence[bytes],
+        status: Literal["delivered", "read"],
+        now_ms: int,
+    ) -> int:
+        """Record the peer's receipts and the state that decrypted them, in one transaction.
+
+        Each id is handled as by :meth:`mark_delivered` or :meth:`mark_read`
+        with ``peer=peer``; then ``new_state`` is appended as by
+        :meth:`save_session`. Returns how many receipts were new.
+        """
+        _check_key(peer)
+        _check_int("now_ms", now_ms)
+        if status not in ("delivered", "read"):
+            raise ValueError(f"not a receipt status: {status!r}")
+
+        def write(db: sqlite3.Connection) -> int:
+            new = sum(_insert_receipt(db, mid, status, now_ms, peer) for mid in message_ids)
+            _append_session(db, peer, new_state, now_ms)
+            return new
+
+        return await self._write(f"cannot record '{status}' receipts", write)
 
     # ------------------------------------------------------------- outbox
 
