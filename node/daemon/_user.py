@@ -218,7 +218,8 @@ class UserNode:
             self._store = store
             self._contacts = ContactBook(store)
             self._prekeys = PrekeyStore(self.identity, prekey_storage)
-            async with running_host(self.key_pair, self.config.listen) as host:
+            quic = any("/quic-v1" in addr for addr in self.config.listen)
+            async with running_host(self.key_pair, self.config.listen, enable_quic=quic) as host:
                 self._host = host
                 await self._run_on_host(host, task_status)
         finally:
@@ -484,8 +485,8 @@ class UserNode:
                             self.metrics.messages_delivered.inc(delivery.delivered - delivered)
                         self._notify()
                     nursery.cancel_scope.cancel()
-        except ChhayaError as exc:
-            log.info("link with %s ended: %s", link.handle, exc)
+        except* ChhayaError as group:  # the nursery wraps the failure in a group
+            log.info("link with %s ended: %s", link.handle, _first_error(group))
         finally:
             link.ended.set()
             if self._links.get(link.peer.signing_key) is link:
@@ -855,6 +856,12 @@ class UserNode:
             self.stop()
             return {"stopping": True}
         raise LocalProtocolError(f"unknown control operation {op!r}")
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _can_send(conversation: Conversation) -> bool:

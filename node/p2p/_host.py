@@ -225,9 +225,11 @@ def listen_addrs(host: IHost) -> list[str]:
     """The addresses actually bound (port 0 resolved), ending in ``/p2p/<peer id>``.
 
     Unlike ``host.get_addrs()`` this leaves out addresses that peers observed
-    through identify. A wildcard (``0.0.0.0``) stays a wildcard.
+    through identify. A wildcard (``0.0.0.0``) stays a wildcard. Each address
+    appears once (py-libp2p can report a QUIC listener twice).
     """
-    return [f"{addr}/p2p/{host.get_id()}" for addr in host.get_transport_addrs()]
+    out = [f"{addr}/p2p/{host.get_id()}" for addr in host.get_transport_addrs()]
+    return list(dict.fromkeys(out))
 
 
 def _quic_listen_errors(exc: BaseException) -> list[QUICError] | None:
