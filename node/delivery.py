@@ -45,7 +45,7 @@ import trio
 from chhaya import ChhayaError, DecodeError, TransportError, VerificationError
 from chhaya.crypto import Rng
 from chhaya.identity import PrivateIdentity, PublicIdentity
-from chhaya.sealed import SenderCertificate, open_envelope_untrusted, seal
+from chhaya.sealed import CertificateCache, SenderCertificate, open_envelope_untrusted, seal
 from chhaya.session import (
     Conversation,
     ReceiptReceived,
@@ -106,6 +106,10 @@ class Delivery:
         self._clock = clock
         self._lock = trio.Lock()
         self._changed = trio.Event()
+        # The peer seals everything under one certificate (a few, across
+        # renewals): verify its signature once, not on every envelope. The
+        # expiry is still checked on every envelope.
+        self._certificates = CertificateCache(max_entries=4)
         #: Texts newly stored (duplicates not counted).
         self.received = 0
         #: Texts that were duplicates of stored ones.
@@ -333,7 +337,9 @@ class Delivery:
     async def handle(self, data: bytes) -> None:
         """Process one envelope received on the channel."""
         try:
-            opened = open_envelope_untrusted(self._identity, data, self._clock())
+            opened = open_envelope_untrusted(
+                self._identity, data, self._clock(), cache=self._certificates
+            )
         except ChhayaError as exc:
             self._reject(f"bad envelope: {exc}")
             return
