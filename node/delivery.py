@@ -216,11 +216,16 @@ class Delivery:
 
     # ------------------------------------------------------------- sending
 
-    async def send_text(self, text: bytes) -> bytes:
-        """Commit, then send, a new text; return its message id."""
+    async def send_text(self, text: bytes, message_id: bytes | None = None) -> bytes:
+        """Commit, then send, a new text; return its message id.
+
+        ``message_id`` (random if not given) lets a caller that sees the send
+        fail find out from the store whether the text was committed (and so
+        will be retried) before it tries again.
+        """
         async with self._lock:
             now = self._clock()
-            mid, ratchet_message = self._conversation.send_text(text, now, self._rng)
+            mid, ratchet_message = self._conversation.send_text(text, now, self._rng, message_id)
             envelope = self._seal(ratchet_message)
             await self._store.commit_outgoing(
                 self._name, self._conversation.encode(), mid, text, envelope, now
