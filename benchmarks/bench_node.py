@@ -626,6 +626,8 @@ async def run(plan: Plan) -> dict[str, object]:
 
 # --------------------------------------------------------------------------- idle RSS
 
+TARGET_IDLE_RSS_MB = 120.0
+
 
 def idle_rss_mb(cmd: list[str]) -> float:
     """Resident memory (MiB) of ``cmd`` once idle.
@@ -652,6 +654,36 @@ def idle_rss_mb(cmd: list[str]) -> float:
         _stop_pid(proc, 0.0, 5.0)
 
 
+#: A bare py-libp2p host (TCP, Noise, Yamux) idling: the baseline for the daemon's RSS.
+_BARE_HOST = """
+import trio
+from libp2p.crypto.ed25519 import create_new_key_pair
+from node.p2p import running_host
+async def main():
+    async with running_host(create_new_key_pair(), ["/ip4/127.0.0.1/tcp/0"]):
+        print("ready", flush=True)
+        await trio.sleep(60)
+trio.run(main)
+"""
+
+
+def measure_idle_rss() -> dict[str, object]:
+    """Idle RSS of `chhaya run` (fresh data dir, loopback) and of a bare host."""
+    with tempfile.TemporaryDirectory(prefix="chhaya-rss-") as tmp:
+        daemon = idle_rss_mb([
+            sys.executable, "-m", "node.cli", "run", "--data-dir", str(Path(tmp) / "node"),
+            "--listen", "/ip4/127.0.0.1/tcp/0",
+        ])  # fmt: skip
+    bare = idle_rss_mb([sys.executable, "-c", _BARE_HOST])
+    return {
+        "daemon_mb": round(daemon, 1),
+        "bare_libp2p_host_mb": round(bare, 1),
+        "ratio_to_bare_host": round(daemon / bare, 2),
+        "target_mb": TARGET_IDLE_RSS_MB,
+        "target_met": daemon <= TARGET_IDLE_RSS_MB,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 short repeats, 8 nodes")
@@ -669,6 +701,12 @@ def main() -> None:
         plan = Plan(**{**plan.__dict__, "repeats": args.repeats})
     started = time.perf_counter()
     result = trio.run(run, plan)
+    rss = measure_idle_rss()
+    targets = result["targets_met"]
+    assert isinstance(targets, dict)
+    targets["idle_rss"] = rss["target_met"]
+    result["idle_rss"] = rss
+    result["all_targets_met"] = all(targets.values())
     result["elapsed_s"] = round(time.perf_counter() - started, 2)
     print(json.dumps(result, indent=2))
 
