@@ -166,9 +166,9 @@ class LocalNetwork:
             "--json",
         ]  # fmt: skip
 
-    def start_user(self, handle: str) -> NodeProcess:
+    def start_user(self, handle: str, extra: Sequence[str] = ()) -> NodeProcess:
         """Start (or restart, with the same data directory) the node of ``handle``."""
-        node = self.group.start(handle, self.user_args(handle))
+        node = self.group.start(handle, [*self.user_args(handle), *extra])
         self.users[handle] = node
         self.say(f"user node {handle} up (pid {node.pid}, peer {node.ready['peer_id']})")
         return node

@@ -68,6 +68,15 @@ def _time(ms: int) -> str:
 @click.option("--bootstrap", multiple=True, help="Bootstrap peer multiaddr (repeatable).")
 @click.option("--mdns", is_flag=True, default=None, help="Discover peers on the LAN.")
 @click.option("--relay", is_flag=True, default=None, help="Serve as a circuit relay (hop).")
+@click.option(
+    "--relay-via", multiple=True,
+    help="Hold a slot on this relay (multiaddr) and advertise the circuit (repeatable).",
+)  # fmt: skip
+@click.option(
+    "--relay-only", is_flag=True, default=None,
+    help="Publish only relay circuits in the presence record (DHT peers still see"
+    " this node's addresses).",
+)  # fmt: skip
 @click.option("--directory", help="The key directory's multiaddr (…/p2p/<peer id>).")
 @click.option(
     "--witness-set", type=click.Path(dir_okay=False), help="SET.json of the trusted quorum."
@@ -82,6 +91,8 @@ def run(
     bootstrap: tuple[str, ...],
     mdns: bool | None,
     relay: bool | None,
+    relay_via: tuple[str, ...],
+    relay_only: bool | None,
     directory: str | None,
     witness_set: str | None,
     directory_key: str | None,
@@ -101,6 +112,8 @@ def run(
         "bootstrap": bootstrap or None,
         "mdns": mdns,
         "relay": relay,
+        "relay_via": relay_via or None,
+        "relay_only": relay_only,
         "directory": directory,
         "witness_set": witness_set,
         "directory_key": directory_key,

@@ -11,7 +11,8 @@
 The config file is JSON so that people can read and edit it::
 
     {"format": "chhaya-node-config-v1", "listen": [...], "bootstrap": [...],
-     "mdns": false, "relay": false, "directory": MULTIADDR | null,
+     "mdns": false, "relay": false, "relay_via": [MULTIADDR, ...], "relay_only": false,
+     "directory": MULTIADDR | null,
      "witness_set": PATH | null, "directory_key": HEX | null,
      "metrics": "HOST:PORT" | null, "handle": HANDLE | null}
 
@@ -76,6 +77,8 @@ class NodeConfig:
     bootstrap: tuple[str, ...] = ()
     mdns: bool = False
     relay: bool = False
+    relay_via: tuple[str, ...] = ()
+    relay_only: bool = False
     directory: str | None = None
     witness_set: str | None = None
     directory_key: str | None = None
@@ -134,6 +137,8 @@ def load_config(data_dir: Path) -> NodeConfig | None:
         bootstrap=_strings(doc, "bootstrap", path),
         mdns=_flag(doc, "mdns", path),
         relay=_flag(doc, "relay", path),
+        relay_via=_strings(doc, "relay_via", path),
+        relay_only=_flag(doc, "relay_only", path),
         directory=_optional_str(doc, "directory", path),
         witness_set=_optional_str(doc, "witness_set", path),
         directory_key=_optional_str(doc, "directory_key", path),

@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -73,6 +73,7 @@ from ..p2p import (
     ChannelService,
     ChhayaDht,
     HeadGossip,
+    Reach,
     ReachConfig,
     RecordKind,
     Registration,
@@ -168,6 +169,8 @@ class UserNode:
         self._directory: DirectoryClient | None = None
         self._gossip: HeadGossip | None = None
         self._prekeys: PrekeyStore | None = None
+        self._reach: Reach | None = None
+        self._presence_changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._stopping = trio.Event()
         self._on_config_change: Callable[[NodeConfig], None] | None = None
@@ -250,14 +253,20 @@ class UserNode:
             rng=self._rng,
             clock=self._clock,
         )
-        async with ChhayaDht(host, bootstrap=bootstrap) as dht, trio.open_nursery() as nursery:
+        dht_server = not self.config.relay_only  # a relay-only node must not be dialled
+        async with (
+            ChhayaDht(host, bootstrap=bootstrap, server=dht_server) as dht,
+            trio.open_nursery() as nursery,
+        ):
             self._dht = dht
             self._nursery = nursery
             with service:
                 if self.handle is not None:
                     self._certificate = self._issue_certificate(self.handle)
                 await nursery.start(ControlServer(socket_path(self.data_dir), self._control).serve)
-                await nursery.start(run_reach, host, self._reach_config(bootstrap))
+                self._reach = await nursery.start(run_reach, host, self._reach_config(bootstrap))
+                if self.config.relay_via:
+                    nursery.start_soon(self._reserve_relays)
                 nursery.start_soon(self._publish_presence)
                 nursery.start_soon(self._count_peers)
                 nursery.start_soon(self._redial_for_outbox)
@@ -277,35 +286,45 @@ class UserNode:
         return listen_addrs(self.host)
 
     def _advertised(self) -> tuple[str, ...]:
-        """Listen addresses to publish; a wildcard is expanded to each interface."""
+        """Addresses to publish: each interface for a wildcard listen address, and
+        our circuit through each relay we hold a slot on. With ``relay_only`` only
+        the circuits: contacts then reach us through the relay. (The DHT still
+        shows our addresses to the DHT peers we talk to; hiding them from
+        everyone needs a relay-only DHT presence, not done.)"""
         out: list[str] = []
-        for addr in self.host.get_transport_addrs():
-            for concrete in expand_wildcard_address(addr):
-                text = str(concrete)
-                if text not in out:
-                    out.append(text)
-        return tuple(out[:MAX_ADDRS])
+        if not self.config.relay_only:
+            for addr in self.host.get_transport_addrs():
+                for concrete in expand_wildcard_address(addr):
+                    out.append(str(concrete))
+        if self._reach is not None:
+            for circuit in self._reach.reservations.values():
+                out.append(circuit.rsplit("/p2p/", 1)[0])  # the peer ID is a field of its own
+        return tuple(dict.fromkeys(out))[:MAX_ADDRS]
 
     async def _publish_presence(self) -> None:
         """Keep a signed presence record (peer ID and addresses) in the DHT."""
         assert self._dht is not None
         while True:
+            self._presence_changed = trio.Event()
             now = self._clock()
-            presence = Presence(self.peer_id.to_bytes(), self._advertised())
-            try:
-                with trio.move_on_after(30):
-                    await self._dht.put_record(
-                        self.identity,
-                        RecordKind.PRESENCE,
-                        presence.encode(),
-                        sequence=now,
-                        expires_ms=now + PRESENCE_LIFETIME_MS,
-                    )
-            except ChhayaError as exc:
-                log.warning("could not publish presence: %s", exc)
-            except Exception as exc:  # py-libp2p's DHT raises several unrelated types
-                log.warning("could not publish presence: %s: %s", type(exc).__name__, exc)
-            await trio.sleep(PRESENCE_LIFETIME_MS / 3000)
+            addrs = self._advertised()
+            if addrs:
+                presence = Presence(self.peer_id.to_bytes(), addrs)
+                try:
+                    with trio.move_on_after(30):
+                        await self._dht.put_record(
+                            self.identity,
+                            RecordKind.PRESENCE,
+                            presence.encode(),
+                            sequence=now,
+                            expires_ms=now + PRESENCE_LIFETIME_MS,
+                        )
+                except ChhayaError as exc:
+                    log.warning("could not publish presence: %s", exc)
+                except Exception as exc:  # py-libp2p's DHT raises several unrelated types
+                    log.warning("could not publish presence: %s: %s", type(exc).__name__, exc)
+            with trio.move_on_after(PRESENCE_LIFETIME_MS / 3000):
+                await self._presence_changed.wait()
 
     async def _redial_for_outbox(self) -> None:
         """Open a channel to each peer that has due outbox entries but no live link.
@@ -520,6 +539,66 @@ class UserNode:
                 log.info("unusable presence record: %s", exc)
         raise TransportError("no reachable device (no presence record, not connected)")
 
+    async def _open_channel(self, binding: VerifiedBinding, devices: set[bytes]) -> SecureChannel:
+        """Dial a device of ``binding``: directly, else through a relay it advertises.
+
+        Circuit addresses (``<relay>/p2p-circuit``) are dialled by hand through
+        :meth:`Reach.dial_via_relay` (py-libp2p's ``connect`` cannot), after
+        which the channel stream runs over the relayed connection.
+        """
+        info = await self._find_device(binding)
+        direct = [a for a in info.addrs if "/p2p-circuit" not in str(a)]
+        circuits = [str(a) for a in info.addrs if "/p2p-circuit" in str(a)]
+        attempts: list[Callable[[], Awaitable[None]]] = []
+        if direct or not circuits:
+            attempts.append(_noop)
+        attempts += [functools.partial(self._via_relay, c, info.peer_id) for c in circuits]
+        failure: ChhayaError = TransportError("no address to dial")
+        for attempt in attempts:
+            try:
+                await attempt()
+                target = PeerInfo(info.peer_id, direct if attempt is _noop else [])
+                log.info("dialling %s %s", info.peer_id,
+                         "directly" if attempt is _noop else "through a relay")  # fmt: skip
+                return await open_channel(
+                    self.host,
+                    target,
+                    self.identity,
+                    binding.bundle.identity.signing_key,
+                    peer_allowed=lambda peer_id, _key: peer_id.to_bytes() in devices,
+                    rng=self._rng,
+                    clock=self._clock,
+                )
+            except TransportError as exc:
+                log.info("cannot reach %s this way: %s", info.peer_id, exc)
+                failure = exc
+        raise failure
+
+    async def _via_relay(self, circuit: str, peer_id: ID) -> None:
+        if self._reach is None:
+            raise TransportError("relays are not available")
+        relay = circuit.split("/p2p-circuit", 1)[0]
+        await self._reach.dial_via_relay(relay, peer_id)
+
+    async def _reserve_relays(self) -> None:
+        """Hold a slot on each ``--relay-via`` relay and advertise our circuit through it."""
+        assert self._reach is not None
+        pending = list(self.config.relay_via)
+        delay = 1.0
+        while pending:
+            for relay in list(pending):
+                try:
+                    circuit = await self._reach.reserve(relay)
+                except ChhayaError as exc:
+                    log.warning("no reservation on relay %s yet: %s", relay, exc)
+                    continue
+                log.info("reachable through relay: %s", circuit)
+                pending.remove(relay)
+                self._presence_changed.set()
+            if pending:
+                await trio.sleep(delay)
+                delay = min(60.0, delay * 2)
+
     async def _dial(self, handle: str, binding: VerifiedBinding) -> _Link:
         peer = binding.bundle.identity
         key = peer.signing_key
@@ -529,17 +608,8 @@ class UserNode:
             if current is not None and not current.ended.is_set():
                 return current
             devices = set(binding.bundle.devices)
-            info = await self._find_device(binding)
             try:
-                channel = await open_channel(
-                    self.host,
-                    info,
-                    self.identity,
-                    key,
-                    peer_allowed=lambda peer_id, _key: peer_id.to_bytes() in devices,
-                    rng=self._rng,
-                    clock=self._clock,
-                )
+                channel = await self._open_channel(binding, devices)
             except ChhayaError as exc:
                 self.metrics.handshake_failures.labels(reason_of(exc)).inc()
                 raise
@@ -751,9 +821,26 @@ class UserNode:
             "fingerprint": fingerprint(self.identity.public),
             "directory_epoch": None if head is None else head.head.epoch,
             "peers": len(self.host.get_connected_peers()),
+            "connected": self._connection_kinds(),
+            "advertised": list(self._advertised()),
             "channels": len(self._links),
             "proofs_verified": 0 if self._directory is None else self._directory.proofs_verified,
         }
+
+    def _connection_kinds(self) -> dict[str, str]:
+        """Each connected peer ID: "relayed" if every connection to it goes through
+        a circuit relay, else "direct"."""
+        out: dict[str, str] = {}
+        network = self.host.get_network()
+        for peer in self.host.get_connected_peers():
+            try:
+                addrs = [str(a) for c in network.get_connections(peer)
+                         for a in c.get_transport_addresses()]  # fmt: skip
+            except Exception:  # py-libp2p connection internals vary by transport
+                addrs = []
+            relayed = bool(addrs) and all("/p2p-circuit" in a for a in addrs)
+            out[str(peer)] = "relayed" if relayed else "direct"
+        return out
 
     async def _contact_doc(self, handle: str) -> dict[str, Any]:
         contact = await self.contacts.get(handle)
@@ -862,6 +949,10 @@ def _first_error(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+async def _noop() -> None:
+    """The direct attempt needs no preparation (a relay attempt dials the relay first)."""
 
 
 def _can_send(conversation: Conversation) -> bool:

@@ -259,6 +259,21 @@ def install_dht_log_filter() -> None:
         logger.addFilter(_EOF_FILTER)
 
 
+class _ServerOnlyKadDHT(KadDHT):
+    """KadDHT that keeps DHT clients out of its routing table.
+
+    py-libp2p 0.8.1 adds every peer that opens a DHT stream to the routing
+    table, skipping its own server-mode check ("a peer that opens a KAD
+    stream must be a server"). Clients open streams too, so their addresses
+    would then be handed to everyone in FIND_NODE answers, and peers would
+    dial nodes that chose not to be dialled. The spec: add a peer only if it
+    serves the DHT protocol (known from identify).
+    """
+
+    async def add_peer(self, peer_id: ID, *, skip_server_mode_check: bool = False) -> bool:
+        return bool(await super().add_peer(peer_id, skip_server_mode_check=False))
+
+
 class ChhayaDht:
     """A Kademlia DHT server on a running host, for signed ``/chhaya/`` records.
 
@@ -274,11 +289,17 @@ class ChhayaDht:
         bootstrap: Sequence[str] = (),
         clock: Callable[[], int] = wall_ms,
         suite: CryptoSuite = FAST,
+        server: bool = True,
     ) -> None:
+        """``server=False`` runs the DHT in client mode: the node queries and
+        stores records at others but serves none and is not put in their
+        routing tables, so DHT walks never lead other peers to dial it (what
+        a node that should be reached only through a relay wants)."""
         self._host = host
         self._bootstrap = list(bootstrap)
         self.validator = RecordValidator(clock, suite)
-        self.kad = KadDHT(host, DHTMode.SERVER, strict_validation=True)
+        mode = DHTMode.SERVER if server else DHTMode.CLIENT
+        self.kad = _ServerOnlyKadDHT(host, mode, strict_validation=True)
         self.kad.register_validator(DHT_NAMESPACE, self.validator)
         self._stack: AsyncExitStack | None = None
 
