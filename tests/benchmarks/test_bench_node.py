@@ -58,6 +58,11 @@ def test_quick_run_prints_every_figure() -> None:
     assert isinstance(heads, dict)
     for key in ("head_to_all_nodes_ms", "one_hop_ms", "target_met"):
         assert key in heads
+    rss = result["idle_rss"]
+    assert isinstance(rss, dict)
+    for key in ("daemon_mb", "bare_libp2p_host_mb", "ratio_to_bare_host", "target_met"):
+        assert key in rss
+    assert rss["daemon_mb"] > 0
     assert isinstance(result["all_targets_met"], bool)
     metadata = result["metadata"]
     assert isinstance(metadata, dict)
