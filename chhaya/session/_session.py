@@ -38,7 +38,14 @@ __all__ = [
     "TextReceived",
 ]
 
-MAX_SEEN_IDS = 4096
+#: Message ids remembered to flag retried messages as duplicates. The window
+#: only needs to cover retries in flight; a node also keeps every message id
+#: durably (its logstore refuses a second copy), and the window is stored in
+#: every committed state, so a larger one costs a write per message
+#: (4,096 ids are 64 KiB; 512 are 8 KiB).
+MAX_SEEN_IDS = 512
+#: States written with the earlier, larger window still decode (trimmed).
+_MAX_SEEN_IDS_STORED = 4096
 #: Bytes of a conversation id (a truncated SHA-256).
 CONVERSATION_ID_SIZE = 16
 CONVERSATION_ID_CONTEXT = b"chhaya/conversation-id/v1"
@@ -146,11 +153,12 @@ class Conversation:
             raise DecodeError("unsupported conversation version")
         conv = cls(RatchetSession.decode_untrusted(r.var32(MAX_RATCHET_STATE, "ratchet"), dh))
         count = r.u16("seen count")
-        if count > MAX_SEEN_IDS:
+        if count > _MAX_SEEN_IDS_STORED:
             raise DecodeError("too many remembered message ids")
         ids = r.fixed(count * MESSAGE_ID_SIZE, "seen ids")
+        start = max(0, count - MAX_SEEN_IDS) * MESSAGE_ID_SIZE  # keep the newest
         conv._seen = OrderedDict.fromkeys(
-            ids[i : i + MESSAGE_ID_SIZE] for i in range(0, len(ids), MESSAGE_ID_SIZE)
+            ids[i : i + MESSAGE_ID_SIZE] for i in range(start, len(ids), MESSAGE_ID_SIZE)
         )
         r.finish()
         return conv

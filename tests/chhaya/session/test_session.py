@@ -212,3 +212,35 @@ def test_receipt_bounds() -> None:
     bad = bad[:-18] + (0).to_bytes(2, "big")  # count 0
     with pytest.raises(DecodeError):
         Payload.decode_untrusted(bad)
+
+
+def test_window_keeps_the_newest_ids_and_old_large_states_still_decode() -> None:
+    from chhaya.session import MAX_SEEN_IDS, MESSAGE_ID_SIZE
+    from chhaya.session._session import _MAX_SEEN_IDS_STORED
+
+    alice, bob = _pair()
+    ids = []
+    for i in range(MAX_SEEN_IDS + 3):
+        mid, message = alice.send_text(b"m%d" % i, NOW, RNG)
+        bob.receive(message, RNG)
+        ids.append(mid)
+    encoded = bob.encode()
+    assert len(encoded) < 2 * MAX_SEEN_IDS * MESSAGE_ID_SIZE + 4096
+    # The three oldest fell out of the window; the newest are still known.
+    retry_old = alice.send_text(b"m0", NOW, RNG, ids[0])[1]
+    retry_new = alice.send_text(b"mN", NOW, RNG, ids[-1])[1]
+    restored = Conversation.decode_untrusted(encoded)
+    old_event = restored.receive(retry_old, RNG)
+    new_event = restored.receive(retry_new, RNG)
+    assert isinstance(old_event, TextReceived)
+    assert isinstance(new_event, TextReceived)
+    assert not old_event.duplicate
+    assert new_event.duplicate
+    # A state written with the earlier 4,096-id window decodes, trimmed to the newest.
+    head, count = encoded[: -2 - MAX_SEEN_IDS * MESSAGE_ID_SIZE], _MAX_SEEN_IDS_STORED
+    legacy_ids = b"".join(i.to_bytes(MESSAGE_ID_SIZE, "big") for i in range(count))
+    legacy = Conversation.decode_untrusted(head + count.to_bytes(2, "big") + legacy_ids)
+    assert len(legacy.encode()) == len(encoded)
+    too_many = head + (count + 1).to_bytes(2, "big") + legacy_ids + bytes(MESSAGE_ID_SIZE)
+    with pytest.raises(DecodeError):
+        Conversation.decode_untrusted(too_many)
