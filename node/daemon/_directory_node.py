@@ -67,12 +67,14 @@ from ..directory_files import OpenedDirectory
 from ..p2p import (
     ChhayaDht,
     HeadGossip,
+    ReachConfig,
     Registration,
     RegistrationService,
     VkdService,
     collect_certificate,
     listen_addrs,
     request_cosignature,
+    run_reach,
     running_host,
 )
 from ._metrics import NodeMetrics
@@ -398,6 +400,8 @@ class DirectoryNode:
                 HeadGossip(host, self.tracker) as gossip,
                 trio.open_nursery() as nursery,
             ):
+                # AutoNAT (and bootstrap upkeep) for the nodes that bootstrap from us.
+                await nursery.start(run_reach, host, ReachConfig())
                 self._gossip = gossip
                 with vkd_service, registrations:
                     nursery.start_soon(self._epoch_loop)

@@ -10,6 +10,10 @@ and the audit proof from that head (append-only); it records the head
 durably before it releases its signature, and never signs two heads for one
 epoch. Evidence of equivocation or of a broken append-only rule is kept and
 logged. With ``--directory-peer`` only that libp2p peer may ask.
+
+A witness also joins the certified-head gossip (``/chhaya/vkd/heads/1``),
+checking every head against the witness set like any client and forwarding
+the ones that verify, so heads spread through the witnesses too.
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
 
 from chhaya import KeyFileError
-from quorum import Witness, WitnessSet
+from quorum import CertificateVerifier, HeadTracker, Witness, WitnessSet
 from quorum.bls import BlsBackend
 from vkd import audit_checker
 from vkd.tree import EMPTY_HASH
 
 from ..clock import wall_ms
-from ..p2p import WitnessService, allow_any_directory, listen_addrs, running_host
+from ..p2p import HeadGossip, WitnessService, allow_any_directory, listen_addrs, running_host
 from ..witness_store import FileWitnessStore
 
 if TYPE_CHECKING:
@@ -77,6 +81,9 @@ class WitnessNode:
             audit=audit_checker,
             genesis_root=EMPTY_HASH,
         )
+        self.tracker = HeadTracker(
+            CertificateVerifier(witness_set, backend), directory_key, directory_vrf_key
+        )
         self.key_pair = create_new_key_pair(node_seed)
         self.peer_id = ID.from_pubkey(self.key_pair.public_key)
         self._listen = list(listen)
@@ -108,6 +115,7 @@ class WitnessNode:
                 host, self.witness, self.witness_id, self._clock, peer_allowed=allowed
             )
             self.service = service
-            with service:
-                task_status.started(self)
-                await self._stopping.wait()
+            async with HeadGossip(host, self.tracker):
+                with service:
+                    task_status.started(self)
+                    await self._stopping.wait()
