@@ -122,6 +122,8 @@ class Delivery:
         self.retried = 0
         #: Outbox entries whose retries were given up after the maximum attempts.
         self.given_up = 0
+        #: Size of the last text envelope sent (cover traffic copies real sizes).
+        self.last_envelope_size = 0
 
     # ------------------------------------------------------------- set-up
 
@@ -227,6 +229,7 @@ class Delivery:
             now = self._clock()
             mid, ratchet_message = self._conversation.send_text(text, now, self._rng, message_id)
             envelope = self._seal(ratchet_message)
+            self.last_envelope_size = len(envelope)
             await self._store.commit_outgoing(
                 self._name, self._conversation.encode(), mid, text, envelope, now
             )

@@ -12,6 +12,7 @@ The config file is JSON so that people can read and edit it::
 
     {"format": "chhaya-node-config-v1", "listen": [...], "bootstrap": [...],
      "mdns": false, "relay": false, "relay_via": [MULTIADDR, ...], "relay_only": false,
+     "cover_traffic": ENVELOPES_PER_MINUTE,
      "directory": MULTIADDR | null,
      "witness_set": PATH | null, "directory_key": HEX | null,
      "metrics": "HOST:PORT" | null, "handle": HANDLE | null}
@@ -79,6 +80,7 @@ class NodeConfig:
     relay: bool = False
     relay_via: tuple[str, ...] = ()
     relay_only: bool = False
+    cover_traffic: float = 0.0
     directory: str | None = None
     witness_set: str | None = None
     directory_key: str | None = None
@@ -118,6 +120,13 @@ def _flag(doc: dict[str, Any], key: str, path: Path) -> bool:
     return value
 
 
+def _number(doc: dict[str, Any], key: str, path: Path) -> float:
+    value = doc.get(key, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{path}: {key!r} must be a non-negative number")
+    return float(value)
+
+
 def load_config(data_dir: Path) -> NodeConfig | None:
     """The stored config, or None on first run. ConfigError for a bad file."""
     path = data_dir / CONFIG_FILE
@@ -139,6 +148,7 @@ def load_config(data_dir: Path) -> NodeConfig | None:
         relay=_flag(doc, "relay", path),
         relay_via=_strings(doc, "relay_via", path),
         relay_only=_flag(doc, "relay_only", path),
+        cover_traffic=_number(doc, "cover_traffic", path),
         directory=_optional_str(doc, "directory", path),
         witness_set=_optional_str(doc, "witness_set", path),
         directory_key=_optional_str(doc, "directory_key", path),

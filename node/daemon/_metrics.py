@@ -67,6 +67,9 @@ class NodeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.cover_sent = Counter(
+            "chhaya_cover_envelopes_sent", "Cover envelopes sent.", registry=r
+        )
         self.epochs_certified = Counter(
             "chhaya_epochs_certified", "Epochs certified (directory) or heads accepted.", registry=r
         )

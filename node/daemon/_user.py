@@ -87,6 +87,7 @@ from ..prekey_db import SqlitePrekeyStorage
 from ..store import ContactBook, LogStore, incoming_after, message_status
 from ._config import LOGSTORE_FILE, PREKEYS_FILE, NodeConfig, socket_path
 from ._control import ControlServer, Emit
+from ._cover import CoverTraffic, poisson_delay_s
 from ._lookup import DirectoryClient, reason_of
 from ._metrics import NodeMetrics
 from ._wire import MAX_ADDRS, Intro, Presence, Welcome
@@ -170,6 +171,7 @@ class UserNode:
         self._gossip: HeadGossip | None = None
         self._prekeys: PrekeyStore | None = None
         self._reach: Reach | None = None
+        self._cover: CoverTraffic | None = None
         self._presence_changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._stopping = trio.Event()
@@ -267,6 +269,11 @@ class UserNode:
                 self._reach = await nursery.start(run_reach, host, self._reach_config(bootstrap))
                 if self.config.relay_via:
                     nursery.start_soon(self._reserve_relays)
+                if self.config.cover_traffic > 0:
+                    self._cover = CoverTraffic(
+                        self.config.cover_traffic, self._cover_targets, self._rng
+                    )
+                    nursery.start_soon(self._run_cover, self._cover)
                 nursery.start_soon(self._publish_presence)
                 nursery.start_soon(self._count_peers)
                 nursery.start_soon(self._redial_for_outbox)
@@ -325,6 +332,16 @@ class UserNode:
                     log.warning("could not publish presence: %s: %s", type(exc).__name__, exc)
             with trio.move_on_after(PRESENCE_LIFETIME_MS / 3000):
                 await self._presence_changed.wait()
+
+    def _cover_targets(self) -> list[tuple[bytes, Callable[[bytes], Awaitable[None]]]]:
+        return [(link.peer.agreement_key, link.channel.send)
+                for link in self._links.values() if not link.ended.is_set()]  # fmt: skip
+
+    async def _run_cover(self, cover: CoverTraffic) -> None:
+        while True:
+            await trio.sleep(poisson_delay_s(self.config.cover_traffic, self._rng))
+            if await cover.send_one():
+                self.metrics.cover_sent.inc()
 
     async def _redial_for_outbox(self) -> None:
         """Open a channel to each peer that has due outbox entries but no live link.
@@ -739,6 +756,8 @@ class UserNode:
                     with trio.fail_after(CAN_SEND_TIMEOUT_S):
                         await link.delivery.wait_until(functools.partial(_can_send, conversation))
                 await link.delivery.send_text(body, message_id)
+                if self._cover is not None:
+                    self._cover.observe_real(link.delivery.last_envelope_size)
                 break
             except (ChhayaError, trio.TooSlowError) as exc:
                 if await message_status(self.store, message_id) is not None:
@@ -825,6 +844,7 @@ class UserNode:
             "advertised": list(self._advertised()),
             "channels": len(self._links),
             "proofs_verified": 0 if self._directory is None else self._directory.proofs_verified,
+            "cover_sent": 0 if self._cover is None else self._cover.sent,
         }
 
     def _connection_kinds(self) -> dict[str, str]:
