@@ -19,8 +19,10 @@ from ._session import (
 )
 from ._setup import (
     SESSION_HELLO_SIZE,
+    initiator_from_bundle,
     initiator_from_channel,
     responder_from_channel,
+    responder_from_initial,
     session_associated_data,
 )
 
@@ -39,7 +41,9 @@ __all__ = [
     "ReceiptReceived",
     "ReceiptStatus",
     "TextReceived",
+    "initiator_from_bundle",
     "initiator_from_channel",
     "responder_from_channel",
+    "responder_from_initial",
     "session_associated_data",
 ]

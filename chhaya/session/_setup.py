@@ -10,14 +10,25 @@ identities and the channel transcript into the ratchet's associated data.
 from __future__ import annotations
 
 from ..crypto import FAST, X25519_KEY_SIZE, Dh, Rng, hkdf
+from ..identity import PrivateIdentity, PublicIdentity
+from ..prekeys import (
+    InitialMessage,
+    PrekeyBundle,
+    PrekeyStore,
+    accept_initial_message,
+    initiate_session,
+)
 from ..ratchet import RatchetSession
 from ..safety import DecodeError, Secret
-from ._session import Conversation
+from ._payload import MESSAGE_ID_SIZE, Payload, PayloadKind
+from ._session import Conversation, TextReceived
 
 __all__ = [
     "SESSION_HELLO_SIZE",
+    "initiator_from_bundle",
     "initiator_from_channel",
     "responder_from_channel",
+    "responder_from_initial",
     "session_associated_data",
 ]
 
@@ -80,3 +91,47 @@ def initiator_from_channel(
         dh=dh,
     )
     return Conversation(ratchet)
+
+
+# ------------------------------------------------------------------ asynchronous first contact
+
+
+def initiator_from_bundle(
+    identity: PrivateIdentity,
+    bundle: PrekeyBundle,
+    text: bytes,
+    now: int,
+    rng: Rng,
+    message_id: bytes | None = None,
+) -> tuple[Conversation, bytes, InitialMessage]:
+    """First contact with a peer who may be offline (PQXDH-style, section 6).
+
+    ``bundle`` must come from a verified directory entry. Returns the new
+    conversation, the first text's message id and the InitialMessage that
+    carries it. Messages sent before the peer answers are ordinary
+    conversation messages; the peer reads them after the InitialMessage.
+    """
+    mid = message_id if message_id is not None else rng(MESSAGE_ID_SIZE)
+    payload = Payload(PayloadKind.TEXT, mid, now, text=text).encode()
+    session, initial = initiate_session(identity, bundle, payload, rng)
+    return Conversation(session), mid, initial
+
+
+def responder_from_initial(
+    identity: PrivateIdentity, store: PrekeyStore, message: InitialMessage, rng: Rng
+) -> tuple[Conversation, TextReceived, PublicIdentity]:
+    """Answer a first contact: the conversation, its first text and the
+    initiator's identity (which the caller must still check against the
+    directory). Raises as :func:`chhaya.prekeys.accept_initial_message`, and
+    DecodeError if the first payload is not a text."""
+    session, plaintext, initiator = accept_initial_message(identity, store, message, rng)
+    payload = Payload.decode_untrusted(plaintext)
+    if payload.kind is not PayloadKind.TEXT or payload.text is None:
+        raise DecodeError("the first message of a conversation must be a text")
+    conversation = Conversation(session)
+    conversation._remember(payload.message_id)
+    return (
+        conversation,
+        TextReceived(payload.message_id, payload.sent_at_ms, payload.text, False),
+        initiator,
+    )

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chhaya import CryptoError, DecodeError, LocalProtocolError
+from chhaya import ChhayaError, CryptoError, DecodeError, LocalProtocolError
 from chhaya.channel import (
     AllowlistResolver,
     ChannelConfig,
@@ -244,3 +244,33 @@ def test_window_keeps_the_newest_ids_and_old_large_states_still_decode() -> None
     too_many = head + (count + 1).to_bytes(2, "big") + legacy_ids + bytes(MESSAGE_ID_SIZE)
     with pytest.raises(DecodeError):
         Conversation.decode_untrusted(too_many)
+
+
+def test_asynchronous_first_contact_round_trip() -> None:
+    from chhaya.prekeys import InMemoryPrekeyStore
+    from chhaya.session import initiator_from_bundle, responder_from_initial
+
+    alice = PrivateIdentity.generate(RNG)
+    bob = PrivateIdentity.generate(RNG)
+    store = InMemoryPrekeyStore(bob)
+    store.rotate_signed_prekey(RNG, NOW)
+    store.rotate_last_resort_kem_prekey(RNG, NOW)
+    bundle = store.bundle_for_publication()
+    a_conv, mid, initial = initiator_from_bundle(alice, bundle, b"hello offline bob", NOW, RNG)
+    # A second message sent before bob answers is an ordinary conversation message.
+    mid2, second = a_conv.send_text(b"and a second one", NOW, RNG)
+    b_conv, first, who = responder_from_initial(bob, store, initial, RNG)
+    assert who == alice.public
+    assert (first.message_id, first.text, first.duplicate) == (mid, b"hello offline bob", False)
+    got = b_conv.receive(second, RNG)
+    assert isinstance(got, TextReceived)
+    assert (got.message_id, got.text) == (mid2, b"and a second one")
+    # Both sides hold the same conversation (same id), and bob can answer at once.
+    assert a_conv.conversation_id == b_conv.conversation_id
+    _, reply = b_conv.send_text(b"hi alice", NOW, RNG)
+    back = a_conv.receive(reply, RNG)
+    assert isinstance(back, TextReceived)
+    assert back.text == b"hi alice"
+    # The initial message cannot be replayed: its prekeys are spent or remembered.
+    with pytest.raises(ChhayaError):
+        responder_from_initial(bob, store, initial, RNG)
