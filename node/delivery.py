@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import trio
 
@@ -56,10 +56,12 @@ from chhaya.session import (
 )
 
 from .clock import system_rng, wall_ms
-from .drivers import SecureChannel
 from .store import LogStore, retry_delay_ms
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "NEVER", "Delivery", "peer_name"]
+if TYPE_CHECKING:
+    from chhaya.channel import HandshakeComplete
+
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "NEVER", "Delivery", "MessageChannel", "peer_name"]
 
 log = logging.getLogger("chhaya.delivery")
 
@@ -67,6 +69,21 @@ log = logging.getLogger("chhaya.delivery")
 DEFAULT_MAX_ATTEMPTS = 8
 #: The ``next_attempt_ms`` of an outbox entry whose retries were given up.
 NEVER = 2**63 - 1
+
+
+class MessageChannel(Protocol):
+    """What Delivery needs from a transport: a :class:`~node.drivers.SecureChannel`,
+    or a mailbox (sends deposit envelopes, nothing is received, no handshake)."""
+
+    @property
+    def handshake(self) -> HandshakeComplete | None: ...
+
+    @property
+    def peer_identity(self) -> bytes: ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def receive(self) -> bytes | None: ...
 
 
 def peer_name(peer: PublicIdentity) -> str:
@@ -83,7 +100,7 @@ class Delivery:
 
     def __init__(
         self,
-        channel: SecureChannel,
+        channel: MessageChannel,
         store: LogStore,
         identity: PrivateIdentity,
         certificate: SenderCertificate,
@@ -130,7 +147,7 @@ class Delivery:
     @classmethod
     async def establish(
         cls,
-        channel: SecureChannel,
+        channel: MessageChannel,
         store: LogStore,
         identity: PrivateIdentity,
         certificate: SenderCertificate,
@@ -174,7 +191,7 @@ class Delivery:
     @classmethod
     async def resume(
         cls,
-        channel: SecureChannel,
+        channel: MessageChannel,
         store: LogStore,
         identity: PrivateIdentity,
         certificate: SenderCertificate,
