@@ -126,29 +126,36 @@ class LocalNetwork:
         self.directory: NodeProcess | None = None
         self.users: dict[str, NodeProcess] = {}
 
-    def witness_args(self, name: str) -> list[str]:
+    def witness_args(self, name: str, listen: str = LOOPBACK_LISTEN) -> list[str]:
         return [
             "witness", "serve", "--key", str(self.root / "witnesses" / f"{name}.key"),
             "--set", str(self.set_path),
             "--directory-public", str(self.root / "directory" / "directory.json"),
             "--state", str(self.root / "witnesses" / f"{name}.state"),
-            "--listen", LOOPBACK_LISTEN, "--json",
+            "--listen", listen, "--json",
         ]  # fmt: skip
 
-    def start_witnesses(self, count: int | None = None) -> None:
+    def start_witnesses(
+        self, count: int | None = None, *, listen: str = LOOPBACK_LISTEN,
+        prefix: Sequence[str] = (),
+    ) -> None:  # fmt: skip
+        """``prefix``/``listen``: run them elsewhere (e.g. ``ip netns exec NS``)."""
         for i in range(self.witness_count if count is None else count):
             name = f"w{i + 1}"
-            node = self.group.start(name, self.witness_args(name))
+            node = self.group.start(name, self.witness_args(name, listen), prefix=prefix)
             self.witness_addrs.append(node.address)
             self.say(f"witness {name} up (pid {node.pid})")
 
-    def start_directory(self, epoch_interval_s: float = 0.2) -> NodeProcess:
+    def start_directory(
+        self, epoch_interval_s: float = 0.2, *, listen: str = LOOPBACK_LISTEN,
+        prefix: Sequence[str] = (),
+    ) -> NodeProcess:  # fmt: skip
         witness_args = [arg for a in self.witness_addrs for arg in ("--witness", a)]
         self.directory = self.group.start("directory", [
             "directory", "serve", "--dir", str(self.root / "directory"),
-            "--witness-set", str(self.set_path), "--listen", LOOPBACK_LISTEN,
+            "--witness-set", str(self.set_path), "--listen", listen,
             "--epoch-interval", str(epoch_interval_s), *witness_args, "--json",
-        ])  # fmt: skip
+        ], prefix=prefix)  # fmt: skip
         self.say(f"directory up (pid {self.directory.pid}) at {self.directory.address}")
         return self.directory
 
@@ -158,17 +165,20 @@ class LocalNetwork:
     def socket(self, handle: str) -> Path:
         return socket_path(self.user_dir(handle))
 
-    def user_args(self, handle: str) -> list[str]:
+    def user_args(self, handle: str, listen: str = LOOPBACK_LISTEN) -> list[str]:
         assert self.directory is not None
         return [
-            "run", "--data-dir", str(self.user_dir(handle)), "--listen", LOOPBACK_LISTEN,
+            "run", "--data-dir", str(self.user_dir(handle)), "--listen", listen,
             "--directory", self.directory.address, "--witness-set", str(self.set_path),
             "--json",
         ]  # fmt: skip
 
-    def start_user(self, handle: str, extra: Sequence[str] = ()) -> NodeProcess:
+    def start_user(
+        self, handle: str, extra: Sequence[str] = (), *, listen: str = LOOPBACK_LISTEN,
+        prefix: Sequence[str] = (),
+    ) -> NodeProcess:  # fmt: skip
         """Start (or restart, with the same data directory) the node of ``handle``."""
-        node = self.group.start(handle, [*self.user_args(handle), *extra])
+        node = self.group.start(handle, [*self.user_args(handle, listen), *extra], prefix=prefix)
         self.users[handle] = node
         self.say(f"user node {handle} up (pid {node.pid}, peer {node.ready['peer_id']})")
         return node

@@ -100,14 +100,24 @@ class ProcessGroup:
         self.processes: list[NodeProcess] = []
 
     def start(
-        self, name: str, args: Sequence[str], timeout_s: float = READY_TIMEOUT_S
+        self,
+        name: str,
+        args: Sequence[str],
+        timeout_s: float = READY_TIMEOUT_S,
+        prefix: Sequence[str] = (),
     ) -> NodeProcess:
+        """Start ``python -m node.cli ARGS`` and wait for its ready line.
+
+        ``prefix`` is put before the command, e.g. ``("ip", "netns", "exec", NS)``
+        to run it inside a network namespace; the prefix must exec the command
+        (``ip netns exec`` does), so that the PID is still the node's own.
+        """
         stderr: IO[str] | int = subprocess.DEVNULL
         if self._log_dir is not None:
             stderr = open(self._log_dir / f"{name}.log", "a")  # noqa: SIM115 (the child owns it)
         try:
             process = subprocess.Popen(
-                cli_command(*args),
+                [*prefix, *cli_command(*args)],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 stdin=subprocess.DEVNULL,
