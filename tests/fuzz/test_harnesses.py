@@ -92,6 +92,7 @@ VALID_FIRST_SEED: dict[str, Callable[[bytes], object]] = {
     "fuzz_p2p_dht_record": node.p2p.SignedRecord.decode_untrusted,
     "fuzz_p2p_cosign": node.p2p.CosignRequest.decode_untrusted,
     "fuzz_p2p_registration": node.p2p.Registration.decode_untrusted,
+    "fuzz_p2p_mailbox": node.p2p.DepositRequest.decode_untrusted,
     "fuzz_daemon_intro": node.daemon.Intro.decode_untrusted,
     "fuzz_daemon_welcome": node.daemon.Welcome.decode_untrusted,
     "fuzz_daemon_presence": node.daemon.Presence.decode_untrusted,
