@@ -82,6 +82,10 @@ def _time(ms: int) -> str:
     help="Send RATE cover envelopes per minute (Poisson-timed) to contacts; 0 turns it off."
     " 2 costs about 3 MiB a day.",
 )  # fmt: skip
+@click.option(
+    "--mailbox-poll", "mailbox_poll_s", type=click.FloatRange(0.2, 3600), default=None,
+    metavar="SECONDS", help="How often to fetch from mailboxes (default 30).",
+)  # fmt: skip
 @click.option("--directory", help="The key directory's multiaddr (…/p2p/<peer id>).")
 @click.option(
     "--witness-set", type=click.Path(dir_okay=False), help="SET.json of the trusted quorum."
@@ -99,6 +103,7 @@ def run(
     relay_via: tuple[str, ...],
     relay_only: bool | None,
     cover_traffic: float | None,
+    mailbox_poll_s: float | None,
     directory: str | None,
     witness_set: str | None,
     directory_key: str | None,
@@ -121,6 +126,7 @@ def run(
         "relay_via": relay_via or None,
         "relay_only": relay_only,
         "cover_traffic": cover_traffic,
+        "mailbox_poll_s": mailbox_poll_s,
         "directory": directory,
         "witness_set": witness_set,
         "directory_key": directory_key,

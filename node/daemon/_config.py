@@ -6,13 +6,14 @@
     DIR/node.key         0600  "CHHYNOD1" || Ed25519 seed (32): the libp2p node key (peer ID)
     DIR/chhaya.sqlite    0600  the logstore (node.store)
     DIR/prekeys.sqlite   0600  private prekeys (node.prekey_db)
+    DIR/mailbox.sqlite   0600  envelopes this node keeps for others (node.mailbox_db)
     DIR/control.sock     0600  the control API (node.daemon.control)
 
 The config file is JSON so that people can read and edit it::
 
     {"format": "chhaya-node-config-v1", "listen": [...], "bootstrap": [...],
      "mdns": false, "relay": false, "relay_via": [MULTIADDR, ...], "relay_only": false,
-     "cover_traffic": ENVELOPES_PER_MINUTE,
+     "cover_traffic": ENVELOPES_PER_MINUTE, "mailbox_poll_s": SECONDS,
      "directory": MULTIADDR | null,
      "witness_set": PATH | null, "directory_key": HEX | null,
      "metrics": "HOST:PORT" | null, "handle": HANDLE | null}
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_LISTEN",
     "IDENTITY_NAME",
     "LOGSTORE_FILE",
+    "MAILBOX_FILE",
     "NODE_KEY_FILE",
     "PREKEYS_FILE",
     "ConfigError",
@@ -60,6 +62,7 @@ IDENTITY_NAME = "identity"
 NODE_KEY_FILE = "node.key"
 LOGSTORE_FILE = "chhaya.sqlite"
 PREKEYS_FILE = "prekeys.sqlite"
+MAILBOX_FILE = "mailbox.sqlite"
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/0",)
 
 _FORMAT = "chhaya-node-config-v1"
@@ -81,6 +84,7 @@ class NodeConfig:
     relay_via: tuple[str, ...] = ()
     relay_only: bool = False
     cover_traffic: float = 0.0
+    mailbox_poll_s: float = 30.0
     directory: str | None = None
     witness_set: str | None = None
     directory_key: str | None = None
@@ -120,8 +124,8 @@ def _flag(doc: dict[str, Any], key: str, path: Path) -> bool:
     return value
 
 
-def _number(doc: dict[str, Any], key: str, path: Path) -> float:
-    value = doc.get(key, 0.0)
+def _number(doc: dict[str, Any], key: str, path: Path, default: float = 0.0) -> float:
+    value = doc.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ConfigError(f"{path}: {key!r} must be a non-negative number")
     return float(value)
@@ -149,6 +153,7 @@ def load_config(data_dir: Path) -> NodeConfig | None:
         relay_via=_strings(doc, "relay_via", path),
         relay_only=_flag(doc, "relay_only", path),
         cover_traffic=_number(doc, "cover_traffic", path),
+        mailbox_poll_s=_number(doc, "mailbox_poll_s", path, 30.0) or 30.0,
         directory=_optional_str(doc, "directory", path),
         witness_set=_optional_str(doc, "witness_set", path),
         directory_key=_optional_str(doc, "directory_key", path),

@@ -64,9 +64,11 @@ from vkd import DirectoryValue
 
 from ..clock import system_rng, wall_ms
 from ..directory_files import OpenedDirectory
+from ..mailbox_db import MailboxStore
 from ..p2p import (
     ChhayaDht,
     HeadGossip,
+    MailboxService,
     ReachConfig,
     Registration,
     RegistrationService,
@@ -77,6 +79,7 @@ from ..p2p import (
     run_reach,
     running_host,
 )
+from ._config import MAILBOX_FILE
 from ._metrics import NodeMetrics
 
 if TYPE_CHECKING:
@@ -403,7 +406,12 @@ class DirectoryNode:
                 # AutoNAT (and bootstrap upkeep) for the nodes that bootstrap from us.
                 await nursery.start(run_reach, host, ReachConfig())
                 self._gossip = gossip
-                with vkd_service, registrations:
+                # A DHT server is a mailbox peer for the users whose mailbox ids are near it.
+                mailbox_store = MailboxStore(
+                    self.opened.data_dir / MAILBOX_FILE, check_same_thread=False
+                )
+                mailboxes = MailboxService(host, mailbox_store, self._clock, self._rng)
+                with mailbox_store, vkd_service, registrations, mailboxes:
                     nursery.start_soon(self._epoch_loop)
                     nursery.start_soon(self._catch_up_loop)
                     task_status.started(self)

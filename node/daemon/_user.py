@@ -69,10 +69,12 @@ from vkd import IdentityBundle, VerifiedBinding, valid_handle
 from ..clock import system_rng, wall_ms
 from ..delivery import Delivery, peer_name
 from ..drivers import SecureChannel
+from ..mailbox_db import MailboxStore
 from ..p2p import (
     ChannelService,
     ChhayaDht,
     HeadGossip,
+    MailboxService,
     Reach,
     ReachConfig,
     RecordKind,
@@ -85,11 +87,12 @@ from ..p2p import (
 )
 from ..prekey_db import SqlitePrekeyStorage
 from ..store import ContactBook, LogStore, incoming_after, message_status
-from ._config import LOGSTORE_FILE, PREKEYS_FILE, NodeConfig, socket_path
+from ._config import LOGSTORE_FILE, MAILBOX_FILE, PREKEYS_FILE, NodeConfig, socket_path
 from ._control import ControlServer, Emit
 from ._cover import CoverTraffic, poisson_delay_s
 from ._lookup import DirectoryClient, reason_of
 from ._metrics import NodeMetrics
+from ._offline import OfflineDelivery
 from ._wire import MAX_ADDRS, Intro, Presence, Welcome
 
 if TYPE_CHECKING:
@@ -172,6 +175,8 @@ class UserNode:
         self._prekeys: PrekeyStore | None = None
         self._reach: Reach | None = None
         self._cover: CoverTraffic | None = None
+        self._offline: OfflineDelivery | None = None
+        self._mailbox_store: MailboxStore | None = None
         self._presence_changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._stopping = trio.Event()
@@ -203,6 +208,39 @@ class UserNode:
             raise TransportError("no directory configured: start the node with --directory")
         return self._directory
 
+    @property
+    def dht(self) -> ChhayaDht:
+        if self._dht is None:
+            raise LocalProtocolError("the node is not running")
+        return self._dht
+
+    @property
+    def prekeys(self) -> PrekeyStore:
+        if self._prekeys is None:
+            raise LocalProtocolError("the node is not running")
+        return self._prekeys
+
+    @property
+    def clock(self) -> Callable[[], int]:
+        return self._clock
+
+    @property
+    def rng(self) -> Rng:
+        return self._rng
+
+    def live_link(self, identity_key: bytes) -> _Link | None:
+        link = self._links.get(identity_key)
+        return None if link is None or link.ended.is_set() else link
+
+    def message_arrived(self) -> None:
+        """A text was stored outside a channel (from a mailbox)."""
+        self.metrics.messages_received.inc()
+        self._notify()
+
+    async def resolve(self, handle: str) -> VerifiedBinding:
+        """The verified, unexpired, pin-checked directory entry of ``handle``."""
+        return await self._resolve(handle)
+
     def on_config_change(self, callback: Callable[[NodeConfig], None]) -> None:
         self._on_config_change = callback
 
@@ -220,6 +258,13 @@ class UserNode:
         store = await LogStore.open(self.data_dir / LOGSTORE_FILE)
         prekey_storage = SqlitePrekeyStorage(self.data_dir / PREKEYS_FILE)
         try:
+            mailboxes = MailboxStore(self.data_dir / MAILBOX_FILE, check_same_thread=False)
+        except BaseException:
+            prekey_storage.close()
+            await store.close()
+            raise
+        self._mailbox_store = mailboxes
+        try:
             self._store = store
             self._contacts = ContactBook(store)
             self._prekeys = PrekeyStore(self.identity, prekey_storage)
@@ -232,6 +277,7 @@ class UserNode:
             with trio.CancelScope(shield=True):
                 await store.close()
             prekey_storage.close()
+            mailboxes.close()
 
     async def _run_on_host(self, host: IHost, task_status: TaskStatus[UserNode]) -> None:
         bootstrap = list(self.config.bootstrap)
@@ -262,7 +308,9 @@ class UserNode:
         ):
             self._dht = dht
             self._nursery = nursery
-            with service:
+            assert self._mailbox_store is not None  # opened by run()
+            mailbox_service = MailboxService(host, self._mailbox_store, self._clock, self._rng)
+            with service, mailbox_service:
                 if self.handle is not None:
                     self._certificate = self._issue_certificate(self.handle)
                 await nursery.start(ControlServer(socket_path(self.data_dir), self._control).serve)
@@ -399,9 +447,10 @@ class UserNode:
         assert head is not None
         log.info("following directory %s at epoch %d", head.head.directory_id.hex()[:16],
                  head.head.epoch)  # fmt: skip
-        async with HeadGossip(self.host, directory.tracker) as gossip:
+        async with HeadGossip(self.host, directory.tracker) as gossip, trio.open_nursery() as tasks:
             self._gossip = gossip
-            await trio.sleep_forever()
+            self._offline = OfflineDelivery(self)
+            tasks.start_soon(self._offline.run, self.config.mailbox_poll_s)
 
     # ------------------------------------------------------------------ identity
 
@@ -409,7 +458,7 @@ class UserNode:
         expires = self._clock() + CERTIFICATE_LIFETIME_MS
         return issue_certificate(self.identity, handle, self.peer_id.to_bytes(), expires)
 
-    def _certificate_for_sending(self) -> SenderCertificate:
+    def certificate_for_sending(self) -> SenderCertificate:
         if self.handle is None:
             raise LocalProtocolError("register a handle first: chhaya register HANDLE")
         cert = self._certificate
@@ -666,7 +715,7 @@ class UserNode:
 
     async def _introduce(self, channel: SecureChannel, handle: str, peer: PublicIdentity) -> _Link:
         """Dialer side of Intro/Welcome, then the conversation."""
-        cert = self._certificate_for_sending()
+        cert = self.certificate_for_sending()
         assert self.handle is not None
         conversation_id = await self._stored_conversation_id(peer)
         with trio.fail_after(INTRO_TIMEOUT_S):
@@ -702,7 +751,7 @@ class UserNode:
         await self._serve_link(link)
 
     async def _welcome(self, channel: SecureChannel, peer_id: ID) -> _Link:
-        cert = self._certificate_for_sending()
+        cert = self.certificate_for_sending()
         with trio.fail_after(INTRO_TIMEOUT_S):
             raw = await channel.receive()
             if raw is None:
@@ -746,11 +795,20 @@ class UserNode:
         key = binding.bundle.identity.signing_key
         message_id = self._rng(MESSAGE_ID_SIZE)
         started = time.perf_counter()
+        via_mailbox = False
         for attempt in range(SEND_ATTEMPTS):
             try:
                 link = self._links.get(key)
                 if link is None or link.ended.is_set():
-                    link = await self._dial(handle, binding)
+                    try:
+                        link = await self._dial(handle, binding)
+                    except TransportError as exc:
+                        if self._offline is None:
+                            raise
+                        log.info("%s is not reachable (%s): leaving it in mailboxes", handle, exc)
+                        await self._offline.send(binding, body, message_id)
+                        via_mailbox = True
+                        break
                 conversation = link.delivery.conversation
                 if not conversation.can_send:
                     with trio.fail_after(CAN_SEND_TIMEOUT_S):
@@ -769,6 +827,7 @@ class UserNode:
                 await trio.sleep(0.05 * (attempt + 1))
         self.metrics.messages_sent.inc()
         status: str = "sent"
+        via = "mailbox" if via_mailbox else "channel"
         if wait:
             with trio.move_on_after(timeout_s):
                 while status == "sent":
@@ -776,7 +835,7 @@ class UserNode:
                     if status == "sent":
                         await self._wait_changed(1.0)
                 self.metrics.delivery_latency.observe(time.perf_counter() - started)
-        return {"message_id": message_id.hex(), "handle": handle, "status": status}
+        return {"message_id": message_id.hex(), "handle": handle, "status": status, "via": via}
 
     async def _wait_changed(self, timeout_s: float) -> None:
         with trio.move_on_after(timeout_s):

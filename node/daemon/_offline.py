@@ -1,0 +1,230 @@
+"""Offline delivery for the user node: depositing in and fetching from mailboxes.
+
+How it works
+------------
+**Sending to a peer who cannot be reached.** The text still goes through
+the logstore rule (state committed before the ciphertext leaves):
+
+- with a stored conversation, :class:`~node.delivery.Delivery` runs over a
+  :class:`MailboxChannel`, whose ``send`` deposits the sealed envelope with
+  the peer's mailbox peers;
+- without one, the first contact is asynchronous (PQXDH-style): the peer's
+  prekey bundle from its verified directory entry seeds a new conversation,
+  and the sealed envelope carries the InitialMessage with the first text.
+
+Either way the envelope also stays in the outbox, so when a channel to the
+peer opens later the text is re-sent under the same message id; the peer
+keeps one copy whichever arrives first.
+
+**Fetching.** On start and every ``poll_s`` the node proves its identity to
+each of its mailbox peers (the K closest DHT servers to its mailbox id) and
+takes its envelopes in batches. Each one is opened; the sender certificate's
+handle is looked up and must verify as the certificate's identity. Then:
+
+- an InitialMessage starts a conversation (one-time prekeys are burnt only
+  now that it authenticated) and its text is committed;
+- a ratchet message goes to the live channel's Delivery for that peer if
+  there is one, else to a Delivery over a MailboxChannel (the receipt goes
+  back to the sender's mailboxes).
+
+An envelope is acknowledged (and so deleted by the mailbox peer) once it is
+committed, or once it is known to be junk (cover, undecryptable, unknown
+sender): a storage failure leaves it for the next fetch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+
+import trio
+from libp2p.peer.id import ID
+
+from chhaya import ChhayaError, StorageError, TransportError, VerificationError
+from chhaya.identity import PublicIdentity
+from chhaya.prekeys import INITIAL_MESSAGE_TAG, InitialMessage
+from chhaya.sealed import open_envelope_untrusted, seal
+from chhaya.session import initiator_from_bundle, responder_from_initial
+from vkd import VerifiedBinding
+
+from ..delivery import Delivery, peer_name
+from ..p2p import closest_mailbox_peers, deposit, fetch, mailbox_id_for
+
+if TYPE_CHECKING:
+    from chhaya.channel import HandshakeComplete
+
+    from ._user import UserNode
+
+__all__ = ["MAILBOX_PEERS", "MailboxChannel", "OfflineDelivery"]
+
+log = logging.getLogger("chhaya.offline")
+
+#: Mailbox peers an envelope is deposited with (the K closest to the mailbox id).
+MAILBOX_PEERS: Final = 3
+#: Envelopes fetched per round.
+FETCH_BATCH: Final = 100
+
+
+class MailboxChannel:
+    """A one-way "channel" to a peer's mailboxes, for :class:`Delivery`."""
+
+    def __init__(self, offline: OfflineDelivery, peer: PublicIdentity) -> None:
+        self._offline = offline
+        self._peer = peer
+
+    @property
+    def handshake(self) -> HandshakeComplete | None:
+        return None
+
+    @property
+    def peer_identity(self) -> bytes:
+        return self._peer.signing_key
+
+    async def send(self, data: bytes) -> None:
+        await self._offline.deposit(self._peer.signing_key, data)
+
+    async def receive(self) -> bytes | None:
+        return None
+
+
+class OfflineDelivery:
+    def __init__(self, node: UserNode) -> None:
+        self._node = node
+        #: Envelopes deposited with at least one mailbox peer.
+        self.deposited = 0
+        #: Envelopes taken from our mailboxes and committed.
+        self.fetched = 0
+        #: Envelopes from mailboxes dropped (cover, junk, unverifiable sender).
+        self.dropped = 0
+
+    # ------------------------------------------------------------------ depositing
+
+    async def _mailbox_peers(self, identity_key: bytes) -> list[ID]:
+        dht = self._node.dht
+        with trio.move_on_after(15):
+            return list(await closest_mailbox_peers(dht, identity_key, MAILBOX_PEERS))
+        raise TransportError("no mailbox peers found in time")
+
+    async def deposit(self, identity_key: bytes, envelope: bytes) -> None:
+        """Leave ``envelope`` with the mailbox peers of ``identity_key`` (at least one)."""
+        mailbox_id = mailbox_id_for(identity_key)
+        stored = 0
+        for peer in await self._mailbox_peers(identity_key):
+            try:
+                stored += await deposit(self._node.host, peer, mailbox_id, envelope)
+            except ChhayaError as exc:
+                log.info("mailbox peer %s did not take an envelope: %s", peer, exc)
+        if not stored:
+            raise TransportError("no mailbox peer took the envelope")
+        self.deposited += 1
+
+    async def send(self, binding: VerifiedBinding, body: bytes, message_id: bytes) -> None:
+        """Commit ``body`` for the peer of ``binding``, then deposit it (see the module doc)."""
+        node = self._node
+        peer = binding.bundle.identity
+        name = peer_name(peer)
+        cert = node.certificate_for_sending()
+        if await node.store.load_session(name) is not None:
+            delivery = await Delivery.resume(
+                MailboxChannel(self, peer), node.store, node.identity, cert, peer,
+                rng=node.rng, clock=node.clock,
+            )  # fmt: skip
+            await delivery.send_text(body, message_id)
+            return
+        if binding.bundle.prekeys is None:
+            raise TransportError("the peer is offline and publishes no prekeys")
+        now = node.clock()
+        conversation, mid, initial = initiator_from_bundle(
+            node.identity, binding.bundle.prekeys, body, now, node.rng, message_id
+        )
+        envelope = seal(peer.agreement_key, cert, initial.encode(), node.rng)
+        await node.store.commit_outgoing(name, conversation.encode(), mid, body, envelope, now)
+        await self.deposit(peer.signing_key, envelope)
+
+    # ------------------------------------------------------------------ fetching
+
+    async def fetch_all(self) -> int:
+        """Fetch and process everything waiting in our mailboxes; the number committed."""
+        node = self._node
+        own_key = node.identity.public.signing_key
+        before = self.fetched
+        for peer in await self._mailbox_peers(own_key):
+            try:
+                await fetch(node.host, peer, node.identity, self._handle_batch, max=FETCH_BATCH)
+            except ChhayaError as exc:
+                log.info("fetch from mailbox peer %s failed: %s", peer, exc)
+        return self.fetched - before
+
+    async def run(self, poll_s: float) -> None:
+        """Fetch on start, then every ``poll_s`` seconds."""
+        while True:
+            try:
+                got = await self.fetch_all()
+                if got:
+                    log.info("took %d messages from mailboxes", got)
+            except ChhayaError as exc:
+                log.info("mailbox fetch: %s", exc)
+            await trio.sleep(poll_s)
+
+    async def _handle_batch(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+        done: list[bytes] = []
+        deliveries: dict[bytes, Delivery] = {}
+        for envelope_id, envelope in items:
+            try:
+                await self._handle_one(envelope, deliveries)
+            except (StorageError, TransportError) as exc:
+                # Our own trouble (the store, the directory unreachable): not the
+                # envelope's fault, so keep it at the mailbox for the next fetch.
+                log.warning("mailbox envelope kept for later: %s", exc)
+                continue
+            except (ChhayaError, trio.TooSlowError) as exc:
+                self.dropped += 1
+                log.info("dropped a mailbox envelope: %s", exc)
+            done.append(envelope_id)
+        return done
+
+    async def _handle_one(self, envelope: bytes, deliveries: dict[bytes, Delivery]) -> None:
+        node = self._node
+        opened = open_envelope_untrusted(node.identity, envelope, node.clock())
+        if opened is None:  # cover traffic
+            self.dropped += 1
+            return
+        cert = opened.certificate
+        binding = await node.resolve(cert.handle)
+        peer = binding.bundle.identity
+        if peer.signing_key != cert.identity_key or peer.agreement_key != cert.agreement_key:
+            raise VerificationError("sender", "the certificate's handle names another identity")
+        if opened.content.startswith(INITIAL_MESSAGE_TAG):
+            await self._first_contact(peer, InitialMessage.decode_untrusted(opened.content))
+            return
+        link = node.live_link(peer.signing_key)
+        if link is not None:
+            before = link.delivery.received
+            await link.delivery.handle(envelope)
+            self.fetched += link.delivery.received - before
+            return
+        delivery = deliveries.get(peer.signing_key)
+        if delivery is None:
+            delivery = await Delivery.resume(
+                MailboxChannel(self, peer), node.store, node.identity,
+                node.certificate_for_sending(), peer, rng=node.rng, clock=node.clock,
+            )  # fmt: skip
+            deliveries[peer.signing_key] = delivery
+        before = delivery.received
+        await delivery.handle(envelope)
+        self.fetched += delivery.received - before
+
+    async def _first_contact(self, peer: PublicIdentity, initial: InitialMessage) -> None:
+        node = self._node
+        if initial.initiator_identity != peer:
+            raise VerificationError("sender", "the initial message names another identity")
+        prekeys = node.prekeys
+        conversation, text, _ = responder_from_initial(node.identity, prekeys, initial, node.rng)
+        now = node.clock()
+        if await node.store.commit_incoming(
+            peer_name(peer), conversation.encode(), text.message_id, text.text,
+            text.sent_at_ms, now,
+        ):  # fmt: skip
+            self.fetched += 1
+            node.message_arrived()
