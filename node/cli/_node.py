@@ -69,6 +69,11 @@ def _time(ms: int) -> str:
 @click.option("--mdns", is_flag=True, default=None, help="Discover peers on the LAN.")
 @click.option("--relay", is_flag=True, default=None, help="Serve as a circuit relay (hop).")
 @click.option(
+    "--relay-limit", "relay_limits", multiple=True, metavar="NAME=N",
+    help="A relay hop limit: max_reservations, max_circuits, reservation_ttl_s,"
+    " circuit_duration_s or circuit_data_bytes (repeatable).",
+)  # fmt: skip
+@click.option(
     "--relay-via", multiple=True,
     help="Hold a slot on this relay (multiaddr) and advertise the circuit (repeatable).",
 )  # fmt: skip
@@ -100,6 +105,7 @@ def run(
     bootstrap: tuple[str, ...],
     mdns: bool | None,
     relay: bool | None,
+    relay_limits: tuple[str, ...],
     relay_via: tuple[str, ...],
     relay_only: bool | None,
     cover_traffic: float | None,
@@ -124,6 +130,7 @@ def run(
         "mdns": mdns,
         "relay": relay,
         "relay_via": relay_via or None,
+        "relay_limits": _parse_limits(relay_limits) or None,
         "relay_only": relay_only,
         "cover_traffic": cover_traffic,
         "mailbox_poll_s": mailbox_poll_s,
@@ -133,6 +140,16 @@ def run(
         "metrics": metrics,
     }
     trio.run(run_user, Path(data_dir), overrides, passphrase_file, as_json, _say)
+
+
+def _parse_limits(items: tuple[str, ...]) -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            raise click.BadParameter(f"{item!r}: use NAME=N", param_hint="--relay-limit")
+        limits[name] = int(value)
+    return limits
 
 
 def _say(line: str) -> None:

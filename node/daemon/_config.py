@@ -14,6 +14,8 @@ The config file is JSON so that people can read and edit it::
     {"format": "chhaya-node-config-v1", "listen": [...], "bootstrap": [...],
      "mdns": false, "relay": false, "relay_via": [MULTIADDR, ...], "relay_only": false,
      "cover_traffic": ENVELOPES_PER_MINUTE, "mailbox_poll_s": SECONDS,
+     "relay_limits": {"max_reservations": N, "max_circuits": N, "reservation_ttl_s": N,
+                      "circuit_duration_s": N, "circuit_data_bytes": N},
      "directory": MULTIADDR | null,
      "witness_set": PATH | null, "directory_key": HEX | null,
      "metrics": "HOST:PORT" | null, "handle": HANDLE | null}
@@ -85,6 +87,7 @@ class NodeConfig:
     relay_only: bool = False
     cover_traffic: float = 0.0
     mailbox_poll_s: float = 30.0
+    relay_limits: dict[str, int] = field(default_factory=dict)
     directory: str | None = None
     witness_set: str | None = None
     directory_key: str | None = None
@@ -131,6 +134,16 @@ def _number(doc: dict[str, Any], key: str, path: Path, default: float = 0.0) -> 
     return float(value)
 
 
+def _int_map(doc: dict[str, Any], key: str, path: Path) -> dict[str, int]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+        for k, v in value.items()
+    ):
+        raise ConfigError(f"{path}: {key!r} must map names to integers")
+    return dict(value)
+
+
 def load_config(data_dir: Path) -> NodeConfig | None:
     """The stored config, or None on first run. ConfigError for a bad file."""
     path = data_dir / CONFIG_FILE
@@ -154,6 +167,7 @@ def load_config(data_dir: Path) -> NodeConfig | None:
         relay_only=_flag(doc, "relay_only", path),
         cover_traffic=_number(doc, "cover_traffic", path),
         mailbox_poll_s=_number(doc, "mailbox_poll_s", path, 30.0) or 30.0,
+        relay_limits=_int_map(doc, "relay_limits", path),
         directory=_optional_str(doc, "directory", path),
         witness_set=_optional_str(doc, "witness_set", path),
         directory_key=_optional_str(doc, "directory_key", path),

@@ -35,7 +35,7 @@ sender): a storage failure leaves it for the next fetch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -49,6 +49,7 @@ from chhaya.session import initiator_from_bundle, responder_from_initial
 from vkd import VerifiedBinding
 
 from ..delivery import Delivery, peer_name
+from ..mailbox_db import MailboxStore
 from ..p2p import closest_mailbox_peers, deposit, fetch, mailbox_id_for
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 
     from ._user import UserNode
 
-__all__ = ["MAILBOX_PEERS", "MailboxChannel", "OfflineDelivery"]
+__all__ = ["MAILBOX_PEERS", "MailboxChannel", "OfflineDelivery", "mailbox_upkeep"]
 
 log = logging.getLogger("chhaya.offline")
 
@@ -228,3 +229,21 @@ class OfflineDelivery:
         ):  # fmt: skip
             self.fetched += 1
             node.message_arrived()
+
+
+#: How often expired envelopes are purged from the mailbox store.
+PURGE_INTERVAL_S: Final = 600.0
+
+
+async def mailbox_upkeep(store: MailboxStore | None, clock: Callable[[], int]) -> None:
+    """Purge expired envelopes from the envelopes this node keeps for others."""
+    if store is None:
+        return
+    while True:
+        try:
+            purged = await trio.to_thread.run_sync(store.purge_expired, clock())
+            if purged:
+                log.info("purged %d expired mailbox envelopes", purged)
+        except ChhayaError as exc:
+            log.warning("mailbox purge failed: %s", exc)
+        await trio.sleep(PURGE_INTERVAL_S)

@@ -47,6 +47,7 @@ from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
+from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID as HOP_PROTOCOL_ID
 from libp2p.utils.address_validation import expand_wildcard_address
 from multiaddr import Multiaddr
 
@@ -79,6 +80,7 @@ from ..p2p import (
     ReachConfig,
     RecordKind,
     Registration,
+    RelayLimits,
     listen_addrs,
     open_channel,
     register_handle,
@@ -87,12 +89,19 @@ from ..p2p import (
 )
 from ..prekey_db import SqlitePrekeyStorage
 from ..store import ContactBook, LogStore, incoming_after, message_status
-from ._config import LOGSTORE_FILE, MAILBOX_FILE, PREKEYS_FILE, NodeConfig, socket_path
+from ._config import (
+    LOGSTORE_FILE,
+    MAILBOX_FILE,
+    PREKEYS_FILE,
+    ConfigError,
+    NodeConfig,
+    socket_path,
+)
 from ._control import ControlServer, Emit
 from ._cover import CoverTraffic, poisson_delay_s
 from ._lookup import DirectoryClient, reason_of
 from ._metrics import NodeMetrics
-from ._offline import OfflineDelivery
+from ._offline import OfflineDelivery, mailbox_upkeep
 from ._wire import MAX_ADDRS, Intro, Presence, Welcome
 
 if TYPE_CHECKING:
@@ -120,6 +129,8 @@ MAX_REGISTER_WAIT_S: Final = 120.0
 REDIAL_POLL_S: Final = 2.0
 #: The longest wait before trying an unreachable peer with queued messages again.
 REDIAL_MAX_S: Final = 300.0
+#: How often a node without --relay-via checks whether AutoNAT says it needs a relay.
+AUTO_RELAY_CHECK_S: Final = 10.0
 #: Channels tried for one send before it fails (when nothing was committed).
 SEND_ATTEMPTS: Final = 3
 #: Bound on `send --wait`.
@@ -317,6 +328,9 @@ class UserNode:
                 self._reach = await nursery.start(run_reach, host, self._reach_config(bootstrap))
                 if self.config.relay_via:
                     nursery.start_soon(self._reserve_relays)
+                else:
+                    nursery.start_soon(self._relay_when_private)
+                nursery.start_soon(mailbox_upkeep, self._mailbox_store, self._clock)
                 if self.config.cover_traffic > 0:
                     self._cover = CoverTraffic(
                         self.config.cover_traffic, self._cover_targets, self._rng
@@ -332,8 +346,15 @@ class UserNode:
                 nursery.cancel_scope.cancel()
 
     def _reach_config(self, bootstrap: list[str]) -> ReachConfig:
+        try:
+            limits = RelayLimits(**self.config.relay_limits)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"relay limits: {exc}") from None
         return ReachConfig(
-            bootstrap=tuple(bootstrap), mdns=self.config.mdns, relay_hop=self.config.relay
+            bootstrap=tuple(bootstrap),
+            mdns=self.config.mdns,
+            relay_hop=self.config.relay,
+            relay_limits=limits,
         )
 
     def addresses(self) -> list[str]:
@@ -645,6 +666,38 @@ class UserNode:
             raise TransportError("relays are not available")
         relay = circuit.split("/p2p-circuit", 1)[0]
         await self._reach.dial_via_relay(relay, peer_id)
+
+    async def _relay_when_private(self) -> None:
+        """When AutoNAT says nobody can dial us, hold a slot on a relay we know.
+
+        Candidates are connected peers that serve the circuit relay v2 hop
+        protocol (learned through identify). Our circuit through the first
+        one that grants a reservation goes into the presence record.
+        """
+        assert self._reach is not None
+        reach = self._reach
+        while True:
+            await trio.sleep(AUTO_RELAY_CHECK_S)
+            if reach.reachability != "private" or reach.reservations:
+                continue
+            peerstore = self.host.get_peerstore()
+            for peer in self.host.get_connected_peers():
+                try:
+                    serves_hop = HOP_PROTOCOL_ID in (peerstore.get_protocols(peer) or [])
+                    addrs = [a for a in peerstore.addrs(peer) if "/p2p-circuit" not in str(a)]
+                except Exception as exc:  # py-libp2p's peerstore raises for unknown peers
+                    log.debug("no relay candidate %s: %s", peer, exc)
+                    continue
+                if not serves_hop or not addrs:
+                    continue
+                try:
+                    circuit = await reach.reserve(f"{addrs[0]}/p2p/{peer}")
+                except ChhayaError as exc:
+                    log.info("relay %s refused a reservation: %s", peer, exc)
+                    continue
+                log.info("AutoNAT says private: reachable through relay %s", circuit)
+                self._presence_changed.set()
+                break
 
     async def _reserve_relays(self) -> None:
         """Hold a slot on each ``--relay-via`` relay and advertise our circuit through it."""

@@ -113,3 +113,32 @@ def test_metrics_are_served_and_stop(tmp_path: Path) -> None:
     text = body.decode()
     assert "chhaya_messages_sent_total 3.0" in text
     assert 'chhaya_proof_verification_failures_total{reason="certificate-set"} 1.0' in text
+
+
+def test_relay_limits_round_trip_and_bad_maps_are_refused(tmp_path: Path) -> None:
+    config = NodeConfig(relay_limits={"max_circuits": 32, "circuit_duration_s": 600})
+    save_config(tmp_path, config)
+    loaded = load_config(tmp_path)
+    assert loaded is not None
+    assert loaded.relay_limits == {"max_circuits": 32, "circuit_duration_s": 600}
+    doc = json.loads(NodeConfig().to_json())
+    doc["relay_limits"] = {"max_circuits": "many"}
+    (tmp_path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="relay_limits"):
+        load_config(tmp_path)
+
+
+def test_an_unknown_relay_limit_is_one_clear_error(tmp_path: Path) -> None:
+    from .conftest import run_cli
+
+    r = run_cli(
+        "run", "--data-dir", str(tmp_path / "n"), "--listen", "/ip4/127.0.0.1/tcp/0",
+        "--relay-limit", "max_bananas=3",
+    )  # fmt: skip
+    assert r.rc == 1, r
+    assert "Traceback" not in r.err
+    assert "relay limits" in r.err
+    assert "max_bananas" in r.err
+    r = run_cli("run", "--data-dir", str(tmp_path / "m"), "--relay-limit", "max_circuits")
+    assert r.rc == 2
+    assert "NAME=N" in r.err
