@@ -8,9 +8,10 @@ form a Poisson process, whose timing says nothing about the user's own
 activity), then sends one cover envelope. A cover envelope is a sealed
 envelope (:func:`chhaya.sealed.seal_cover`) to a real contact's agreement
 key, in one of the same size buckets as real envelopes, sent on a live
-channel to that contact; on the wire and to any relay it looks like a real
-message. The receiver decrypts it, sees the cover marker and drops it
-silently (no receipt, nothing stored).
+channel to that contact, or, when the node has no live channel, deposited
+in a contact's mailboxes; on the wire, to a relay and to a mailbox peer it
+looks like a real message. The receiver decrypts it, sees the cover marker
+and drops it silently (no receipt, nothing stored).
 
 Sizes follow this node's own traffic: each cover envelope takes the bucket
 of a recent real envelope picked at random (1 KiB until there is one), so

@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -101,7 +101,7 @@ from ._control import ControlServer, Emit
 from ._cover import CoverTraffic, poisson_delay_s
 from ._lookup import DirectoryClient, reason_of
 from ._metrics import NodeMetrics
-from ._offline import OfflineDelivery, mailbox_upkeep
+from ._offline import MailboxChannel, OfflineDelivery, mailbox_upkeep
 from ._wire import MAX_ADDRS, Intro, Presence, Welcome
 
 if TYPE_CHECKING:
@@ -186,6 +186,7 @@ class UserNode:
         self._prekeys: PrekeyStore | None = None
         self._reach: Reach | None = None
         self._cover: CoverTraffic | None = None
+        self._cover_contacts: list[PublicIdentity] = []
         self._offline: OfflineDelivery | None = None
         self._mailbox_store: MailboxStore | None = None
         self._presence_changed = trio.Event()
@@ -402,13 +403,26 @@ class UserNode:
             with trio.move_on_after(PRESENCE_LIFETIME_MS / 3000):
                 await self._presence_changed.wait()
 
-    def _cover_targets(self) -> list[tuple[bytes, Callable[[bytes], Awaitable[None]]]]:
-        return [(link.peer.agreement_key, link.channel.send)
+    def _cover_targets(self) -> Sequence[tuple[bytes, Callable[[bytes], Awaitable[None]]]]:
+        """Live channels to contacts; with none, the mailboxes of contacts."""
+        live: list[tuple[bytes, Callable[[bytes], Awaitable[None]]]] = [
+                (link.peer.agreement_key, link.channel.send)
                 for link in self._links.values() if not link.ended.is_set()]  # fmt: skip
+        if live or self._offline is None:
+            return live
+        offline = self._offline
+        return [
+            (identity.agreement_key, MailboxChannel(offline, identity).send)
+            for identity in self._cover_contacts
+        ]
 
     async def _run_cover(self, cover: CoverTraffic) -> None:
         while True:
             await trio.sleep(poisson_delay_s(self.config.cover_traffic, self._rng))
+            try:
+                self._cover_contacts = [c.identity for c in await self.contacts.all()]
+            except ChhayaError as exc:
+                log.info("cover traffic: cannot read contacts: %s", exc)
             if await cover.send_one():
                 self.metrics.cover_sent.inc()
 
@@ -957,6 +971,13 @@ class UserNode:
             "channels": len(self._links),
             "proofs_verified": 0 if self._directory is None else self._directory.proofs_verified,
             "cover_sent": 0 if self._cover is None else self._cover.sent,
+            "mailboxes": None
+            if self._offline is None
+            else {
+                "deposited": self._offline.deposited,
+                "fetched": self._offline.fetched,
+                "dropped": self._offline.dropped,
+            },
         }
 
     def _connection_kinds(self) -> dict[str, str]:

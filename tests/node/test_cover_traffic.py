@@ -68,3 +68,27 @@ def test_cover_envelopes_flow_and_are_dropped_silently(net: LocalNetwork) -> Non
     reply = net.call("dirk", "send", {"handle": "cora", "text": "still fine", "wait": True})
     assert reply["status"] == "delivered"
     assert net.call("dirk", "status")["cover_sent"] == 0
+
+
+def _dropped(net: LocalNetwork, handle: str) -> int:
+    mailboxes = net.call(handle, "status")["mailboxes"]  # None until the directory is followed
+    return 0 if mailboxes is None else int(mailboxes["dropped"])
+
+
+@pytest.mark.slow
+def test_without_live_channels_cover_goes_to_contacts_mailboxes(net: LocalNetwork) -> None:
+    net.start_user("eve", ["--cover-traffic", "600"])
+    net.start_user("fay", ["--mailbox-poll", "1"])
+    net.start_user("gus")  # one more DHT server, to hold mailboxes
+    net.register(["eve", "fay", "gus"])
+    sent = net.call("eve", "send", {"handle": "fay", "text": "hello fay", "wait": True})
+    assert sent["status"] == "delivered"  # fay is now eve's contact
+    assert net.users["fay"].stop() == 0
+    before = net.call("eve", "status")["mailboxes"]["deposited"]
+    wait_for(
+        "cover envelopes deposited for fay",
+        lambda: net.call("eve", "status")["mailboxes"]["deposited"] >= before + 3,
+    )
+    net.start_user("fay", ["--mailbox-poll", "1"])
+    wait_for("fay to drop cover from her mailboxes", lambda: _dropped(net, "fay") >= 1)
+    assert [m["text"] for m in net.call("fay", "inbox")["messages"]] == ["hello fay"]
