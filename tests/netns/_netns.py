@@ -45,6 +45,7 @@ __all__ = [
     "Lan",
     "NetnsError",
     "lan",
+    "netns_unavailable",
     "require_netns",
     "session_tag",
     "start_infra",
@@ -80,19 +81,27 @@ def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def require_netns() -> None:
-    """pytest.skip (with the reason) unless namespaces and bridges can be made here."""
+def netns_unavailable() -> str | None:
+    """Why namespaces and bridges cannot be made here, or None if they can."""
     if os.geteuid() != 0:
-        pytest.skip("network-namespace tests need root")
+        return "network-namespace tests need root"
     if shutil.which("ip") is None or shutil.which("tc") is None:
-        pytest.skip("network-namespace tests need `ip` and `tc` (iproute2)")
+        return "network-namespace tests need `ip` and `tc` (iproute2)"
     probe = f"chn-{_TAG}-probe"
     try:
         _run("ip", "netns", "add", probe)
     except (NetnsError, OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot create a network namespace: {exc}")
+        return f"cannot create a network namespace: {exc}"
     finally:
         _run("ip", "netns", "del", probe, check=False)
+    return None
+
+
+def require_netns() -> None:
+    """pytest.skip (with the reason) unless namespaces and bridges can be made here."""
+    reason = netns_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
 
 
 @dataclass
