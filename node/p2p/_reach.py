@@ -368,6 +368,8 @@ class _Mdns:
         self._zc: Zeroconf | None = None
         self._broadcaster: _Broadcaster | None = None
         self._listener: _Listener | None = None
+        self._advertised: list[str] = []
+        self._registered = False
 
     def _addresses(self) -> tuple[list[str], list[str]]:
         addrs = [Multiaddr(a) for a in self._advertise] or concrete_addrs(self._host)
@@ -389,12 +391,19 @@ class _Mdns:
         zc = Zeroconf(interfaces=ips if ips else InterfaceChoice.All, ip_version=version)
         self._zc = zc
         self._broadcaster = _Broadcaster(zc, name, self._host.get_id(), ips, addrs)
-        self._broadcaster.register()
         self._listener = _Listener(zc, name, self._host.get_peerstore(), self._on_peer)
-        log.info("mDNS advertising %s", addrs)
+        self._advertised = addrs
+
+    def _register_blocking(self) -> None:
+        # Registering probes the name first (about a second): it runs after
+        # start-up, so the node is listening and discovering meanwhile.
+        if self._broadcaster is not None:
+            self._broadcaster.register()
+            self._registered = True
+            log.info("mDNS advertising %s", self._advertised)
 
     def _stop_blocking(self) -> None:
-        if self._broadcaster is not None:
+        if self._broadcaster is not None and self._registered:
             self._broadcaster.unregister()
         if self._listener is not None:
             self._listener.stop()
@@ -403,6 +412,9 @@ class _Mdns:
 
     async def start(self) -> None:
         await trio.to_thread.run_sync(self._start_blocking, abandon_on_cancel=True)  # type: ignore[call-arg]
+
+    async def register(self) -> None:
+        await trio.to_thread.run_sync(self._register_blocking, abandon_on_cancel=True)  # type: ignore[call-arg]
 
     async def stop(self) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(MDNS_STOP_TIMEOUT_S):
@@ -666,6 +678,7 @@ async def run_reach(
             except Exception as exc:  # zeroconf raises OSError and its own types
                 raise TransportError(f"mDNS could not start: {exc}") from None
             nursery.start_soon(_supervise, "mdns", reach._connect_discovered)
+            nursery.start_soon(_supervise, "mdns register", mdns.register)
         if reach.autonat is not None:
             nursery.start_soon(_supervise, "autonat", reach._autonat_rounds)
         log.info(
