@@ -65,6 +65,11 @@ log = logging.getLogger("chhaya.offline")
 MAILBOX_PEERS: Final = 3
 #: Envelopes fetched per round.
 FETCH_BATCH: Final = 100
+#: How long a peer's mailbox peers, once looked up, are reused for deposits
+#: (otherwise every envelope, receipts included, costs an iterative DHT walk).
+PEERS_CACHE_S: Final = 30.0
+#: Bound on the number of peers whose mailbox peers are remembered.
+PEERS_CACHE_MAX: Final = 1024
 
 
 class MailboxChannel:
@@ -98,6 +103,8 @@ class OfflineDelivery:
         self.fetched = 0
         #: Envelopes from mailboxes dropped (cover, junk, unverifiable sender).
         self.dropped = 0
+        #: Deposits only: identity key -> (trio time of the lookup, its mailbox peers).
+        self._peers_cache: dict[bytes, tuple[float, list[ID]]] = {}
 
     # ------------------------------------------------------------------ depositing
 
@@ -107,16 +114,36 @@ class OfflineDelivery:
             return list(await closest_mailbox_peers(dht, identity_key, MAILBOX_PEERS))
         raise TransportError("no mailbox peers found in time")
 
+    async def _deposit_peers(self, identity_key: bytes) -> list[ID]:
+        """``_mailbox_peers``, reused for :data:`PEERS_CACHE_S` (fetching never reuses)."""
+        now = trio.current_time()
+        cached = self._peers_cache.get(identity_key)
+        if cached is not None and now - cached[0] < PEERS_CACHE_S:
+            return cached[1]
+        peers = await self._mailbox_peers(identity_key)
+        if peers:
+            if len(self._peers_cache) >= PEERS_CACHE_MAX:
+                self._peers_cache.clear()
+            self._peers_cache[identity_key] = (now, peers)
+        return peers
+
     async def deposit(self, identity_key: bytes, envelope: bytes) -> None:
         """Leave ``envelope`` with the mailbox peers of ``identity_key`` (at least one)."""
         mailbox_id = mailbox_id_for(identity_key)
         stored = 0
-        for peer in await self._mailbox_peers(identity_key):
+
+        async def deposit_with(peer: ID) -> None:
+            nonlocal stored
             try:
                 stored += await deposit(self._node.host, peer, mailbox_id, envelope)
             except ChhayaError as exc:
                 log.info("mailbox peer %s did not take an envelope: %s", peer, exc)
+
+        async with trio.open_nursery() as nursery:  # with every mailbox peer at once
+            for peer in await self._deposit_peers(identity_key):
+                nursery.start_soon(deposit_with, peer)
         if not stored:
+            self._peers_cache.pop(identity_key, None)  # look them up afresh next time
             raise TransportError("no mailbox peer took the envelope")
         self.deposited += 1
 
