@@ -27,13 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+import trio
 from libp2p.abc import IHost
 
 from chhaya import DecodeError, TransportError, VerificationError
 from quorum import CertificateVerifier, HeadTracker, QuorumCertificate, SignedHead
 from vkd import DirectoryTrust, LookupProof, NotRegistered, VerifiedBinding, verify_vkd_proof
 
-from ..p2p import fetch_lookup
+from ..p2p import ProofUnavailable, fetch_lookup
 from ._metrics import NodeMetrics
 
 __all__ = ["BINDING_TTL_MS", "DirectoryClient", "reason_of"]
@@ -43,6 +44,8 @@ log = logging.getLogger("chhaya.lookup")
 #: How long a verified binding is reused before the directory is asked again.
 BINDING_TTL_MS: Final = 60_000
 _MAX_CACHED: Final = 4096
+#: Pause before the one retry of a lookup whose connection failed.
+LOOKUP_RETRY_DELAY_S: Final = 0.2
 
 
 def reason_of(exc: BaseException) -> str:
@@ -136,7 +139,14 @@ class DirectoryClient:
             return cached.binding
         started = time.perf_counter()
         try:
-            proof = await fetch_lookup(self._host, self._directory_addr, handle)
+            try:
+                proof = await fetch_lookup(self._host, self._directory_addr, handle)
+            except ProofUnavailable:
+                raise
+            except TransportError as exc:  # a dropped connection: one fresh attempt
+                log.info("lookup of %r failed (%s); trying once more", handle, exc)
+                await trio.sleep(LOOKUP_RETRY_DELAY_S)
+                proof = await fetch_lookup(self._host, self._directory_addr, handle)
         except DecodeError as exc:
             self._metrics.proof_failures.labels("decode").inc()
             raise TransportError(f"the directory sent a malformed proof: {exc}") from None

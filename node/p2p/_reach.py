@@ -52,6 +52,9 @@ from typing import TYPE_CHECKING, Any, Final
 import ifaddr  # zeroconf's own dependency: interface addresses
 import trio
 from libp2p.abc import IHost, INetStream
+from libp2p.crypto.ed25519 import create_new_key_pair as create_ed25519_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
 from libp2p.discovery.mdns.broadcaster import PeerBroadcaster
 from libp2p.discovery.mdns.listener import PeerListener
 from libp2p.discovery.mdns.mdns import SERVICE_TYPE
@@ -69,7 +72,12 @@ from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
 from libp2p.relay.circuit_v2.protocol_buffer import StatusCode
 from libp2p.relay.circuit_v2.resources import RelayLimits as Libp2pRelayLimits
 from libp2p.relay.circuit_v2.transport import CircuitV2Transport
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
+from libp2p.transport.upgrader import TransportUpgrader
 from multiaddr import Multiaddr
 from multiaddr.protocols import P_P2P
 from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, Zeroconf
@@ -293,6 +301,14 @@ class _DialBackAutoNAT(AutoNATService):
     def __init__(self, host: BasicHost, serve: bool, confirmations: int) -> None:
         super().__init__(host, serve=serve, confirmations=confirmations)
         self._dialbacks = trio.CapacityLimiter(MAX_CONCURRENT_DIALBACKS)
+        # Dial back under a throwaway key: the requester then sees a connection
+        # from an unknown peer, not a second connection from us, which its swarm
+        # (one connection per peer) would trade for the one it already has.
+        dialback_key = create_ed25519_key_pair()
+        noise = NoiseTransport(dialback_key, noise_privkey=create_x25519_key_pair().private_key)
+        self._dialback_upgrader = TransportUpgrader(
+            {TProtocol(NOISE_PROTOCOL_ID): noise}, {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
+        )
 
     async def _try_dial(self, peer_id: ID, addrs: list[bytes]) -> bytes | None:
         swarm = self.host.get_network()
@@ -310,7 +326,8 @@ class _DialBackAutoNAT(AutoNATService):
                     with trio.fail_after(DIALBACK_TIMEOUT_S):
                         conn = await transport.dial(maddr)
                         try:
-                            secured = await swarm.upgrader.upgrade_security(conn, True, peer_id)
+                            upgrader = self._dialback_upgrader
+                            secured = await upgrader.upgrade_security(conn, True, peer_id)
                             await secured.close()
                         finally:
                             await conn.close()
