@@ -129,8 +129,12 @@ MAX_REGISTER_WAIT_S: Final = 120.0
 REDIAL_POLL_S: Final = 2.0
 #: The longest wait before trying an unreachable peer with queued messages again.
 REDIAL_MAX_S: Final = 300.0
+#: AutoNAT verdicts that must agree before reachability changes, and the wait
+#: between rounds while it is unknown.
+AUTONAT_CONFIRMATIONS: Final = 2
+AUTONAT_RETRY_S: Final = 5.0
 #: How often a node without --relay-via checks whether AutoNAT says it needs a relay.
-AUTO_RELAY_CHECK_S: Final = 10.0
+AUTO_RELAY_CHECK_S: Final = 2.0
 #: Channels tried for one send before it fails (when nothing was committed).
 SEND_ATTEMPTS: Final = 3
 #: Bound on `send --wait`.
@@ -356,6 +360,9 @@ class UserNode:
             mdns=self.config.mdns,
             relay_hop=self.config.relay,
             relay_limits=limits,
+            # A chat node knows few peers: two agreeing dial-backs settle it.
+            autonat_confirmations=AUTONAT_CONFIRMATIONS,
+            autonat_retry_s=AUTONAT_RETRY_S,
         )
 
     def addresses(self) -> list[str]:
@@ -705,7 +712,8 @@ class UserNode:
                 if not serves_hop or not addrs:
                     continue
                 try:
-                    circuit = await reach.reserve(f"{addrs[0]}/p2p/{peer}")
+                    base = str(addrs[0]).split("/p2p/", 1)[0]  # the peerstore may add /p2p/
+                    circuit = await reach.reserve(f"{base}/p2p/{peer}")
                 except ChhayaError as exc:
                     log.info("relay %s refused a reservation: %s", peer, exc)
                     continue

@@ -73,7 +73,7 @@ def test_three_hosts_find_each_other_by_mdns_alone(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def lan_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lan, LocalNetwork]]:
-    hosts = ["infra", "a", "b", "c", "lossy", "relay", "hidden", "sender"]
+    hosts = ["infra", "a", "b", "c", "lossy", "relay", "hidden", "sender", "natted", "sender2"]
     root = tmp_path_factory.mktemp("netns")
     with lan(hosts) as net:
         chhaya = LocalNetwork(root)
@@ -168,3 +168,31 @@ def test_an_undialable_host_is_reached_through_its_relay_only(
     reply = _send(chhaya, "hidden", "sender", "got it")
     assert reply["status"] == "delivered"
     assert chhaya.call("sender", "status")["connected"][hidden_id] == "relayed"
+
+
+def test_autonat_finds_a_node_undialable_and_it_takes_a_relay_slot_by_itself(
+    lan_net: tuple[Lan, LocalNetwork],
+) -> None:
+    net, chhaya = lan_net
+    relay = start_user(chhaya, "relay2", net["relay"], ["--relay"])
+    relay_addr = relay.address
+    print(net.block_inbound("natted", HIDDEN_PORT))
+    # No --relay-via: AutoNAT must find out that nobody can dial this node.
+    natted = start_user(
+        chhaya, "natted", net["natted"], ["--bootstrap", relay_addr, "--relay-only"],
+        port=HIDDEN_PORT,
+    )  # fmt: skip
+    chhaya.register(["natted"])
+
+    def natted_advertises_a_circuit() -> bool:
+        advertised: list[str] = chhaya.call("natted", "status")["advertised"]
+        return advertised == [f"{relay_addr}/p2p-circuit"]
+
+    wait_for("AutoNAT to say private and a reservation", natted_advertises_a_circuit, 60)
+    start_user(chhaya, "sender2", net["sender2"], ["--relay-only"])
+    chhaya.register(["sender2"])
+    result = _send(chhaya, "sender2", "natted", "found you through the relay")
+    assert result["status"] == "delivered"
+    _assert_each_once(chhaya, "natted", [("sender2", "found you through the relay")])
+    connected = chhaya.call("sender2", "status")["connected"]
+    assert connected[natted.ready["peer_id"]] == "relayed"
