@@ -198,9 +198,12 @@ class OfflineDelivery:
     async def _handle_batch(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
         done: list[bytes] = []
         deliveries: dict[bytes, Delivery] = {}
+        # One batch is one sender's burst, typically: resolve each handle once
+        # per batch, not once per envelope (a pin check and store read each).
+        bindings: dict[str, VerifiedBinding] = {}
         for envelope_id, envelope in items:
             try:
-                await self._handle_one(envelope, deliveries)
+                await self._handle_one(envelope, deliveries, bindings)
             except (StorageError, TransportError) as exc:
                 # Our own trouble (the store, the directory unreachable): not the
                 # envelope's fault, so keep it at the mailbox for the next fetch.
@@ -212,14 +215,21 @@ class OfflineDelivery:
             done.append(envelope_id)
         return done
 
-    async def _handle_one(self, envelope: bytes, deliveries: dict[bytes, Delivery]) -> None:
+    async def _handle_one(
+        self,
+        envelope: bytes,
+        deliveries: dict[bytes, Delivery],
+        bindings: dict[str, VerifiedBinding],
+    ) -> None:
         node = self._node
         opened = open_envelope_untrusted(node.identity, envelope, node.clock())
         if opened is None:  # cover traffic
             self.dropped += 1
             return
         cert = opened.certificate
-        binding = await node.resolve(cert.handle)
+        binding = bindings.get(cert.handle)
+        if binding is None:
+            binding = bindings[cert.handle] = await node.resolve(cert.handle)
         peer = binding.bundle.identity
         if peer.signing_key != cert.identity_key or peer.agreement_key != cert.agreement_key:
             raise VerificationError("sender", "the certificate's handle names another identity")
