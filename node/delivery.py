@@ -154,15 +154,16 @@ class Delivery:
         peer: PublicIdentity,
         *,
         dialer: bool,
+        hello: bytes | None = None,
         rng: Rng = system_rng,
         clock: Callable[[], int] = wall_ms,
     ) -> Delivery:
         """Start a new conversation on a fresh channel and commit its first state.
 
         The listener (``dialer=False``) sends the session hello; the dialer
-        waits for it. Raises TransportError if the channel ends first,
-        DecodeError for a malformed hello. The first state is saved before
-        the hello leaves.
+        waits for it (or uses ``hello``, if the caller already received it).
+        Raises TransportError if the channel ends first, DecodeError for a
+        malformed hello. The first state is saved before the hello leaves.
         """
         handshake = channel.handshake
         if handshake is None:
@@ -172,7 +173,8 @@ class Delivery:
         own_key = identity.public.signing_key
         name = peer_name(peer)
         if dialer:
-            hello = await channel.receive()
+            if hello is None:
+                hello = await channel.receive()
             if hello is None:
                 raise TransportError("channel closed before the session hello")
             conversation = initiator_from_channel(

@@ -65,6 +65,10 @@ log = logging.getLogger("chhaya.offline")
 MAILBOX_PEERS: Final = 3
 #: Envelopes fetched per round.
 FETCH_BATCH: Final = 100
+#: Receipts for mailbox messages are deposited in the background, this many at once.
+DEPOSIT_WORKERS: Final = 8
+#: Bound on receipts waiting to be deposited (more are dropped: the sender re-sends).
+DEPOSIT_QUEUE: Final = 4096
 #: How long a peer's mailbox peers, once looked up, are reused for deposits
 #: (otherwise every envelope, receipts included, costs an iterative DHT walk).
 PEERS_CACHE_S: Final = 30.0
@@ -73,11 +77,20 @@ PEERS_CACHE_MAX: Final = 1024
 
 
 class MailboxChannel:
-    """A one-way "channel" to a peer's mailboxes, for :class:`Delivery`."""
+    """A one-way "channel" to a peer's mailboxes, for :class:`Delivery`.
 
-    def __init__(self, offline: OfflineDelivery, peer: PublicIdentity) -> None:
+    With ``background`` a send only queues the envelope for depositing and
+    returns: used for receipts of messages taken from mailboxes, whose state
+    is already committed (a receipt that is lost only makes the sender
+    re-send, and the copy is dropped by id).
+    """
+
+    def __init__(
+        self, offline: OfflineDelivery, peer: PublicIdentity, *, background: bool = False
+    ) -> None:
         self._offline = offline
         self._peer = peer
+        self._background = background
 
     @property
     def handshake(self) -> HandshakeComplete | None:
@@ -88,7 +101,10 @@ class MailboxChannel:
         return self._peer.signing_key
 
     async def send(self, data: bytes) -> None:
-        await self._offline.deposit(self._peer.signing_key, data)
+        if self._background:
+            self._offline.deposit_later(self._peer.signing_key, data)
+        else:
+            await self._offline.deposit(self._peer.signing_key, data)
 
     async def receive(self) -> bytes | None:
         return None
@@ -105,6 +121,9 @@ class OfflineDelivery:
         self.dropped = 0
         #: Deposits only: identity key -> (trio time of the lookup, its mailbox peers).
         self._peers_cache: dict[bytes, tuple[float, list[ID]]] = {}
+        self._later_send, self._later_receive = trio.open_memory_channel[tuple[bytes, bytes]](
+            DEPOSIT_QUEUE
+        )
 
     # ------------------------------------------------------------------ depositing
 
@@ -148,7 +167,22 @@ class OfflineDelivery:
         self.deposited += 1
 
     async def send(self, binding: VerifiedBinding, body: bytes, message_id: bytes) -> None:
-        """Commit ``body`` for the peer of ``binding``, then deposit it (see the module doc)."""
+        """Commit ``body`` for the peer of ``binding``, then deposit it (see the module doc).
+
+        Runs under the peer's conversation lock, so that no other copy of the
+        conversation is in use meanwhile (two copies would encrypt with the
+        same message keys).
+        """
+        node = self._node
+        peer = binding.bundle.identity
+        async with node.conversation_lock(peer.signing_key):
+            link = node.live_link(peer.signing_key)
+            if link is not None:  # a channel opened meanwhile: it owns the conversation
+                await link.delivery.send_text(body, message_id)
+                return
+            await self._send_locked(binding, body, message_id)
+
+    async def _send_locked(self, binding: VerifiedBinding, body: bytes, message_id: bytes) -> None:
         node = self._node
         peer = binding.bundle.identity
         name = peer_name(peer)
@@ -170,6 +204,20 @@ class OfflineDelivery:
         await node.store.commit_outgoing(name, conversation.encode(), mid, body, envelope, now)
         await self.deposit(peer.signing_key, envelope)
 
+    def deposit_later(self, identity_key: bytes, envelope: bytes) -> None:
+        """Queue ``envelope`` for depositing in the background (dropped if the queue is full)."""
+        try:
+            self._later_send.send_nowait((identity_key, envelope))
+        except trio.WouldBlock:
+            log.info("deposit queue full: an envelope was not deposited")
+
+    async def _deposit_worker(self) -> None:
+        async for identity_key, envelope in self._later_receive:
+            try:
+                await self.deposit(identity_key, envelope)
+            except ChhayaError as exc:
+                log.info("background deposit failed: %s", exc)
+
     # ------------------------------------------------------------------ fetching
 
     async def fetch_all(self) -> int:
@@ -185,19 +233,22 @@ class OfflineDelivery:
         return self.fetched - before
 
     async def run(self, poll_s: float) -> None:
-        """Fetch on start, then every ``poll_s`` seconds."""
-        while True:
-            try:
-                got = await self.fetch_all()
-                if got:
-                    log.info("took %d messages from mailboxes", got)
-            except ChhayaError as exc:
-                log.info("mailbox fetch: %s", exc)
-            await trio.sleep(poll_s)
+        """Fetch on start, then every ``poll_s`` seconds; deposit queued receipts."""
+        async with trio.open_nursery() as nursery:
+            for _ in range(DEPOSIT_WORKERS):
+                nursery.start_soon(self._deposit_worker)
+            while True:
+                try:
+                    got = await self.fetch_all()
+                    if got:
+                        log.info("took %d messages from mailboxes", got)
+                except ChhayaError as exc:
+                    log.info("mailbox fetch: %s", exc)
+                await trio.sleep(poll_s)
 
     async def _handle_batch(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
         done: list[bytes] = []
-        deliveries: dict[bytes, Delivery] = {}
+        deliveries: dict[bytes, tuple[int, Delivery]] = {}
         # One batch is one sender's burst, typically: resolve each handle once
         # per batch, not once per envelope (a pin check and store read each).
         bindings: dict[str, VerifiedBinding] = {}
@@ -218,7 +269,7 @@ class OfflineDelivery:
     async def _handle_one(
         self,
         envelope: bytes,
-        deliveries: dict[bytes, Delivery],
+        deliveries: dict[bytes, tuple[int, Delivery]],
         bindings: dict[str, VerifiedBinding],
     ) -> None:
         node = self._node
@@ -233,25 +284,28 @@ class OfflineDelivery:
         peer = binding.bundle.identity
         if peer.signing_key != cert.identity_key or peer.agreement_key != cert.agreement_key:
             raise VerificationError("sender", "the certificate's handle names another identity")
-        if opened.content.startswith(INITIAL_MESSAGE_TAG):
-            await self._first_contact(peer, InitialMessage.decode_untrusted(opened.content))
-            return
-        link = node.live_link(peer.signing_key)
-        if link is not None:
-            before = link.delivery.received
-            await link.delivery.handle(envelope)
-            self.fetched += link.delivery.received - before
-            return
-        delivery = deliveries.get(peer.signing_key)
-        if delivery is None:
-            delivery = await Delivery.resume(
-                MailboxChannel(self, peer), node.store, node.identity,
-                node.certificate_for_sending(), peer, rng=node.rng, clock=node.clock,
-            )  # fmt: skip
-            deliveries[peer.signing_key] = delivery
-        before = delivery.received
-        await delivery.handle(envelope)
-        self.fetched += delivery.received - before
+        async with node.conversation_lock(peer.signing_key):
+            if opened.content.startswith(INITIAL_MESSAGE_TAG):
+                await self._first_contact(peer, InitialMessage.decode_untrusted(opened.content))
+                return
+            link = node.live_link(peer.signing_key)
+            if link is not None:  # the channel's Delivery owns the conversation
+                before = link.delivery.received
+                await link.delivery.handle(envelope)
+                self.fetched += link.delivery.received - before
+                return
+            generation = node.link_generation(peer.signing_key)
+            cached = deliveries.get(peer.signing_key)
+            delivery = cached[1] if cached is not None and cached[0] == generation else None
+            if delivery is None:  # (re)load: a channel may have moved the conversation on
+                delivery = await Delivery.resume(
+                    MailboxChannel(self, peer, background=True), node.store, node.identity,
+                    node.certificate_for_sending(), peer, rng=node.rng, clock=node.clock,
+                )  # fmt: skip
+                deliveries[peer.signing_key] = (generation, delivery)
+            before = delivery.received
+            await delivery.handle(envelope)
+            self.fetched += delivery.received - before
 
     async def _first_contact(self, peer: PublicIdentity, initial: InitialMessage) -> None:
         node = self._node

@@ -180,6 +180,8 @@ class UserNode:
         self._certificate: SenderCertificate | None = None
         self._links: dict[bytes, _Link] = {}
         self._dial_locks: dict[bytes, trio.Lock] = {}
+        self._conv_locks: dict[bytes, trio.Lock] = {}
+        self._link_generations: dict[bytes, int] = {}
         self._changed = trio.Event()
         self._host: IHost | None = None
         self._store: LogStore | None = None
@@ -243,6 +245,20 @@ class UserNode:
     @property
     def rng(self) -> Rng:
         return self._rng
+
+    def conversation_lock(self, identity_key: bytes) -> trio.Lock:
+        """Held while a conversation with this peer is loaded into a Delivery
+        outside a channel (mailboxes), and while a channel's Delivery is set up
+        and installed: only one in-memory copy of a conversation may encrypt."""
+        return self._conv_locks.setdefault(identity_key, trio.Lock())
+
+    def link_generation(self, identity_key: bytes) -> int:
+        """Changes whenever a channel to this peer starts or ends (and may have
+        moved the stored conversation on)."""
+        return self._link_generations.get(identity_key, 0)
+
+    def _bump_generation(self, identity_key: bytes) -> None:
+        self._link_generations[identity_key] = self.link_generation(identity_key) + 1
 
     def live_link(self, identity_key: bytes) -> _Link | None:
         link = self._links.get(identity_key)
@@ -593,6 +609,7 @@ class UserNode:
                 return False
             current.scope.cancel()
         self._links[key] = link
+        self._bump_generation(key)
         self.metrics.channels.set(len(self._links))
         return True
 
@@ -616,6 +633,7 @@ class UserNode:
             log.info("link with %s ended: %s", link.handle, _first_error(group))
         finally:
             link.ended.set()
+            self._bump_generation(link.peer.signing_key)
             if self._links.get(link.peer.signing_key) is link:
                 del self._links[link.peer.signing_key]
             self._notify()
@@ -762,10 +780,6 @@ class UserNode:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await channel.aclose()
                 raise
-            if not self._keep(link):
-                with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await channel.aclose()
-                raise TransportError("a simultaneous channel from the peer won")
             assert self._nursery is not None
             self._nursery.start_soon(self._serve_closing, link)
             return link
@@ -789,10 +803,17 @@ class UserNode:
             return b""
 
     async def _introduce(self, channel: SecureChannel, handle: str, peer: PublicIdentity) -> _Link:
-        """Dialer side of Intro/Welcome, then the conversation."""
+        """Dialer side of Intro/Welcome, then the conversation; installs the link.
+
+        Everything that waits for the peer happens before the conversation
+        lock is taken: holding it while waiting could deadlock two nodes that
+        dial each other at once. Raises TransportError if a simultaneous
+        channel of the peer's won.
+        """
         cert = self.certificate_for_sending()
         assert self.handle is not None
         conversation_id = await self._stored_conversation_id(peer)
+        hello: bytes | None = None
         with trio.fail_after(INTRO_TIMEOUT_S):
             await channel.send(Intro(self.handle, conversation_id).encode())
             raw = await channel.receive()
@@ -801,17 +822,27 @@ class UserNode:
             welcome = Welcome.decode_untrusted(raw)
             if welcome.resume and not conversation_id:
                 raise DecodeError("the peer resumed a conversation we do not hold")
+            if not welcome.resume:
+                hello = await channel.receive()
+                if hello is None:
+                    raise TransportError("the peer closed the channel before its session hello")
+        async with self.conversation_lock(peer.signing_key):
             if welcome.resume:
+                if await self._stored_conversation_id(peer) != conversation_id:
+                    raise TransportError("the stored conversation changed during the introduction")
                 delivery = await Delivery.resume(
                     channel, self.store, self.identity, cert, peer, rng=self._rng,
                     clock=self._clock,
                 )  # fmt: skip
             else:
                 delivery = await Delivery.establish(
-                    channel, self.store, self.identity, cert, peer, dialer=True, rng=self._rng,
-                    clock=self._clock,
+                    channel, self.store, self.identity, cert, peer, dialer=True, hello=hello,
+                    rng=self._rng, clock=self._clock,
                 )  # fmt: skip
-        return _Link(peer, handle, channel, delivery, dialer=True)
+            link = _Link(peer, handle, channel, delivery, dialer=True)
+            if not self._keep(link):
+                raise TransportError("a simultaneous channel from the peer won")
+        return link
 
     async def _accept(self, channel: SecureChannel, peer_id: ID) -> None:
         """Listener side: verify the Intro against the directory, then serve the link."""
@@ -821,11 +852,13 @@ class UserNode:
             self.metrics.handshake_failures.labels(reason_of(exc)).inc()
             log.info("refused a channel from %s: %s", peer_id, exc)
             return  # the service closes the channel; the peer learns nothing more
-        if not self._keep(link):
+        if link is None:
             return
         await self._serve_link(link)
 
-    async def _welcome(self, channel: SecureChannel, peer_id: ID) -> _Link:
+    async def _welcome(self, channel: SecureChannel, peer_id: ID) -> _Link | None:
+        """Verify the Intro, set up the conversation and install the link
+        (None if a simultaneous channel of the peer's won)."""
         cert = self.certificate_for_sending()
         with trio.fail_after(INTRO_TIMEOUT_S):
             raw = await channel.receive()
@@ -838,22 +871,24 @@ class UserNode:
                 raise VerificationError("intro-identity", "the handle names another identity")
             if peer_id.to_bytes() not in binding.bundle.devices:
                 raise VerificationError("intro-device", "the peer ID is not a device of the handle")
-            stored = await self._stored_conversation_id(peer)
-            resume = (
-                bool(stored) and bool(intro.conversation_id) and stored == intro.conversation_id
-            )
-            await channel.send(Welcome(resume).encode())
-            if resume:
-                delivery = await Delivery.resume(
-                    channel, self.store, self.identity, cert, peer, rng=self._rng,
-                    clock=self._clock,
-                )  # fmt: skip
-            else:
-                delivery = await Delivery.establish(
-                    channel, self.store, self.identity, cert, peer, dialer=False, rng=self._rng,
-                    clock=self._clock,
-                )  # fmt: skip
-        return _Link(peer, intro.handle, channel, delivery, dialer=False)
+            async with self.conversation_lock(peer.signing_key):
+                stored = await self._stored_conversation_id(peer)
+                resume = (
+                    bool(stored) and bool(intro.conversation_id) and stored == intro.conversation_id
+                )
+                await channel.send(Welcome(resume).encode())
+                if resume:
+                    delivery = await Delivery.resume(
+                        channel, self.store, self.identity, cert, peer, rng=self._rng,
+                        clock=self._clock,
+                    )  # fmt: skip
+                else:
+                    delivery = await Delivery.establish(
+                        channel, self.store, self.identity, cert, peer, dialer=False,
+                        rng=self._rng, clock=self._clock,
+                    )  # fmt: skip
+                link = _Link(peer, intro.handle, channel, delivery, dialer=False)
+                return link if self._keep(link) else None
 
     # ------------------------------------------------------------------ messaging
 
@@ -878,12 +913,16 @@ class UserNode:
                     try:
                         link = await self._dial(handle, binding)
                     except TransportError as exc:
-                        if self._offline is None:
+                        raced = self.live_link(key)  # the peer's own channel won a race
+                        if raced is not None:
+                            link = raced
+                        elif self._offline is None:
                             raise
-                        log.info("%s is not reachable (%s): leaving it in mailboxes", handle, exc)
-                        await self._offline.send(binding, body, message_id)
-                        via_mailbox = True
-                        break
+                        else:
+                            log.info("%s is not reachable (%s): using mailboxes", handle, exc)
+                            await self._offline.send(binding, body, message_id)
+                            via_mailbox = True
+                            break
                 conversation = link.delivery.conversation
                 if not conversation.can_send:
                     with trio.fail_after(CAN_SEND_TIMEOUT_S):
