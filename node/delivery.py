@@ -230,6 +230,9 @@ class Delivery:
         self._changed.set()
         self._changed = trio.Event()
 
+    def _can_send(self) -> bool:
+        return self._conversation.can_send
+
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` holds, checking after each received message."""
         while not predicate():
@@ -287,14 +290,28 @@ class Delivery:
         after now, ``attempts`` counting the sends so far (the new one
         included). The send that reaches ``max_attempts`` is the last one:
         the entry is then rescheduled to :data:`NEVER`, logged and counted in
-        ``given_up``. Returns when sending fails with TransportError (the
-        entries stay in the outbox for the next channel); cancel it otherwise.
+        ``given_up``. The first pass on a channel re-sends every waiting entry
+        of this peer, due or not. A conversation that may not send yet (a
+        responder before the initiator's first message) waits. Returns when
+        sending fails with TransportError (the entries stay in the outbox for
+        the next channel); cancel it otherwise.
         """
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        first = True
         while True:
+            if not self._conversation.can_send:
+                # A responder may send only after the initiator's first message.
+                await self.wait_until(self._can_send)
+                continue
             now = self._clock()
-            due = [e for e in await self._store.pending_outbox(now, batch) if e.peer == self._name]
+            # On a new channel everything waiting goes out at once: the last
+            # channel may have lost it, and the backoff was for that channel.
+            horizon = NEVER - 1 if first else now
+            first = False
+            due = [
+                e for e in await self._store.pending_outbox(horizon, batch) if e.peer == self._name
+            ]
             for entry in due:
                 try:
                     await self._retry(entry.message_id, entry.attempts, max_attempts, delay_ms)
