@@ -37,7 +37,7 @@ delivered; its history status stays 'sent') but is rescheduled to
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import trio
@@ -47,6 +47,7 @@ from chhaya.crypto import Rng
 from chhaya.identity import PrivateIdentity, PublicIdentity
 from chhaya.sealed import CertificateCache, SenderCertificate, open_envelope_untrusted, seal
 from chhaya.session import (
+    MAX_RECEIPT_IDS,
     Conversation,
     ReceiptReceived,
     ReceiptStatus,
@@ -436,6 +437,83 @@ class Delivery:
         if receipt is not None:
             await self._channel.send(receipt)
         self._notify()
+
+    async def handle_many(self, envelopes: Sequence[bytes]) -> None:
+        """Process envelopes of this peer taken in one go (from a mailbox).
+
+        Like :meth:`handle` for each, but the texts are committed together,
+        each with the state that decrypted it, in one transaction, and
+        acknowledged by one receipt per :data:`MAX_RECEIPT_IDS` ids instead of
+        one each. Texts are always committed before any other state (a
+        receipt in the middle of the batch), since their message keys are
+        spent once decrypted.
+        """
+        receipts: list[bytes] = []
+        async with self._lock:
+            pending: list[tuple[bytes, TextReceived]] = []
+            for data in envelopes:
+                try:
+                    opened = open_envelope_untrusted(
+                        self._identity, data, self._clock(), cache=self._certificates
+                    )
+                except ChhayaError as exc:
+                    self._reject(f"bad envelope: {exc}")
+                    continue
+                if opened is None:  # cover traffic
+                    continue
+                cert = opened.certificate
+                if (cert.identity_key, cert.agreement_key) != (
+                    self._peer.signing_key,
+                    self._peer.agreement_key,
+                ):
+                    self._reject("envelope from another sender")
+                    continue
+                try:
+                    event = self._conversation.receive(opened.content, self._rng)
+                except ChhayaError as exc:
+                    self._reject(f"ratchet rejected a message: {exc}")
+                    continue
+                if isinstance(event, TextReceived):
+                    pending.append((self._conversation.encode(), event))
+                    continue
+                assert isinstance(event, ReceiptReceived)
+                receipts += await self._commit_texts(pending)
+                pending = []
+                status: Literal["delivered", "read"] = (
+                    "delivered" if event.status is ReceiptStatus.DELIVERED else "read"
+                )
+                self.delivered += await self._store.commit_receipts(
+                    self._name, self._conversation.encode(), event.message_ids, status,
+                    self._clock(),
+                )  # fmt: skip
+            receipts += await self._commit_texts(pending)
+        for receipt in receipts:
+            await self._channel.send(receipt)
+        self._notify()
+
+    async def _commit_texts(self, pending: Sequence[tuple[bytes, TextReceived]]) -> list[bytes]:
+        """Commit decrypted texts and the receipts for them; the sealed receipts to send."""
+        if not pending:
+            return []
+        now = self._clock()
+        ids = [event.message_id for _, event in pending]
+        receipts = [
+            self._seal(
+                self._conversation.send_receipt(
+                    ReceiptStatus.DELIVERED, ids[i : i + MAX_RECEIPT_IDS], now, self._rng
+                )
+            )
+            for i in range(0, len(ids), MAX_RECEIPT_IDS)
+        ]
+        new = await self._store.commit_incoming_batch(
+            self._name,
+            [(state, e.message_id, e.text, e.sent_at_ms) for state, e in pending],
+            now,
+            self._conversation.encode(),
+        )
+        self.received += sum(new)
+        self.duplicates += len(new) - sum(new)
+        return receipts
 
     def _reject(self, why: str) -> None:
         log.info("dropped a message from %s: %s", self._name[:16], why)

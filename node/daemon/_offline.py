@@ -247,14 +247,34 @@ class OfflineDelivery:
                 await trio.sleep(poll_s)
 
     async def _handle_batch(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+        """Process one fetched batch; the ids to acknowledge.
+
+        Envelopes are opened and their senders verified one by one; each
+        sender's ratchet messages are then committed together (one
+        transaction, one receipt per 256 ids: :meth:`Delivery.handle_many`),
+        in the order they came. A first contact is handled on its own, after
+        the messages of that sender that came before it.
+        """
         done: list[bytes] = []
-        deliveries: dict[bytes, tuple[int, Delivery]] = {}
-        # One batch is one sender's burst, typically: resolve each handle once
-        # per batch, not once per envelope (a pin check and store read each).
         bindings: dict[str, VerifiedBinding] = {}
+        runs: dict[bytes, tuple[PublicIdentity, list[tuple[bytes, bytes]]]] = {}
+        deliveries: dict[bytes, tuple[int, Delivery]] = {}
+
+        async def flush(key: bytes) -> None:
+            peer, run = runs.pop(key)
+            try:
+                await self._handle_run(peer, [envelope for _, envelope in run], deliveries)
+            except (StorageError, TransportError) as exc:
+                log.warning("mailbox envelopes kept for later: %s", exc)
+                return
+            except ChhayaError as exc:  # e.g. no conversation to continue: unreadable
+                self.dropped += len(run)
+                log.info("dropped %d mailbox envelopes: %s", len(run), exc)
+            done.extend(envelope_id for envelope_id, _ in run)
+
         for envelope_id, envelope in items:
             try:
-                await self._handle_one(envelope, deliveries, bindings)
+                sender = await self._classify(envelope, bindings)
             except (StorageError, TransportError) as exc:
                 # Our own trouble (the store, the directory unreachable): not the
                 # envelope's fault, so keep it at the mailbox for the next fetch.
@@ -263,20 +283,42 @@ class OfflineDelivery:
             except (ChhayaError, trio.TooSlowError) as exc:
                 self.dropped += 1
                 log.info("dropped a mailbox envelope: %s", exc)
+                done.append(envelope_id)
+                continue
+            if sender is None:  # cover
+                self.dropped += 1
+                done.append(envelope_id)
+                continue
+            peer, initial = sender
+            key = peer.signing_key
+            if initial is None:
+                runs.setdefault(key, (peer, []))[1].append((envelope_id, envelope))
+                continue
+            if key in runs:
+                await flush(key)
+            try:
+                async with self._node.conversation_lock(key):
+                    await self._first_contact(peer, initial)
+            except (StorageError, TransportError) as exc:
+                log.warning("mailbox envelope kept for later: %s", exc)
+                continue
+            except ChhayaError as exc:
+                self.dropped += 1
+                log.info("dropped a mailbox envelope: %s", exc)
             done.append(envelope_id)
+        for key in list(runs):
+            await flush(key)
         return done
 
-    async def _handle_one(
-        self,
-        envelope: bytes,
-        deliveries: dict[bytes, tuple[int, Delivery]],
-        bindings: dict[str, VerifiedBinding],
-    ) -> None:
+    async def _classify(
+        self, envelope: bytes, bindings: dict[str, VerifiedBinding]
+    ) -> tuple[PublicIdentity, InitialMessage | None] | None:
+        """Open ``envelope`` and verify its sender: None for cover, else the
+        sender and, for a first contact, its InitialMessage."""
         node = self._node
         opened = open_envelope_untrusted(node.identity, envelope, node.clock())
-        if opened is None:  # cover traffic
-            self.dropped += 1
-            return
+        if opened is None:
+            return None
         cert = opened.certificate
         binding = bindings.get(cert.handle)
         if binding is None:
@@ -284,27 +326,37 @@ class OfflineDelivery:
         peer = binding.bundle.identity
         if peer.signing_key != cert.identity_key or peer.agreement_key != cert.agreement_key:
             raise VerificationError("sender", "the certificate's handle names another identity")
-        async with node.conversation_lock(peer.signing_key):
-            if opened.content.startswith(INITIAL_MESSAGE_TAG):
-                await self._first_contact(peer, InitialMessage.decode_untrusted(opened.content))
-                return
-            link = node.live_link(peer.signing_key)
+        if opened.content.startswith(INITIAL_MESSAGE_TAG):
+            return peer, InitialMessage.decode_untrusted(opened.content)
+        return peer, None
+
+    async def _handle_run(
+        self,
+        peer: PublicIdentity,
+        envelopes: Sequence[bytes],
+        deliveries: dict[bytes, tuple[int, Delivery]],
+    ) -> None:
+        """Commit one sender's ratchet messages, under its conversation lock."""
+        node = self._node
+        key = peer.signing_key
+        async with node.conversation_lock(key):
+            link = node.live_link(key)
             if link is not None:  # the channel's Delivery owns the conversation
                 before = link.delivery.received
-                await link.delivery.handle(envelope)
+                await link.delivery.handle_many(envelopes)
                 self.fetched += link.delivery.received - before
                 return
-            generation = node.link_generation(peer.signing_key)
-            cached = deliveries.get(peer.signing_key)
+            generation = node.link_generation(key)
+            cached = deliveries.get(key)
             delivery = cached[1] if cached is not None and cached[0] == generation else None
             if delivery is None:  # (re)load: a channel may have moved the conversation on
                 delivery = await Delivery.resume(
                     MailboxChannel(self, peer, background=True), node.store, node.identity,
                     node.certificate_for_sending(), peer, rng=node.rng, clock=node.clock,
                 )  # fmt: skip
-                deliveries[peer.signing_key] = (generation, delivery)
+                deliveries[key] = (generation, delivery)
             before = delivery.received
-            await delivery.handle(envelope)
+            await delivery.handle_many(envelopes)
             self.fetched += delivery.received - before
 
     async def _first_contact(self, peer: PublicIdentity, initial: InitialMessage) -> None:

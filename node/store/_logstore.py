@@ -434,6 +434,37 @@ class LogStore:
 
         return await self._write(f"cannot commit incoming message {message_id.hex()}", write)
 
+    async def commit_incoming_batch(
+        self,
+        peer: str,
+        messages: Sequence[tuple[bytes, bytes, bytes, int]],
+        now_ms: int,
+        reply_state: bytes,
+    ) -> list[bool]:
+        """Several :meth:`commit_incoming` and the reply state, in one transaction.
+
+        ``messages`` are ``(state that decrypted it, message id, body,
+        sent_ms)`` in the order they were decrypted; each new message is
+        stored with its own state version, a duplicate adds nothing. Then
+        ``reply_state`` (after the receipts for all of them were encrypted)
+        is the next version. Returns, per message, whether it was new. One
+        fsync for the whole batch.
+        """
+        _check_int("now_ms", now_ms)
+        for _, message_id, _, sent_ms in messages:
+            _check_key(peer, message_id)
+            _check_int("sent_ms", sent_ms)
+
+        def write(db: sqlite3.Connection) -> list[bool]:
+            new = [
+                _insert_incoming(db, peer, state, message_id, body, sent_ms, now_ms)
+                for state, message_id, body, sent_ms in messages
+            ]
+            _append_session(db, peer, reply_state, now_ms)
+            return new
+
+        return await self._write(f"cannot commit {len(messages)} incoming messages", write)
+
     async def has_message(self, message_id: bytes) -> bool:
         def body(db: sqlite3.Connection) -> bool:
             row = db.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone()

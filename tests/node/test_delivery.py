@@ -277,3 +277,47 @@ async def test_retries_back_off_and_stop_after_the_maximum(tmp_path: Path) -> No
             assert sent.status == "sent"
             assert bobs[0].received == 0
             nursery.cancel_scope.cancel()
+
+
+async def test_handle_many_commits_a_batch_with_one_reply_state(tmp_path: Path) -> None:
+    """A batch (as from a mailbox) is committed in one go and answered by one receipt."""
+    captured: list[bytes] = []
+    bobs: list[Delivery] = []
+
+    async def handler(channel: SecureChannel, peer_id: ID) -> None:
+        bob = await Delivery.establish(channel, b_store, BOB, BOB_CERT, ALICE.public, dialer=False)
+        bobs.append(bob)
+        while len(captured) < 3:
+            data = await channel.receive()
+            assert data is not None
+            captured.append(data)
+        await bob.handle_many([*captured, captured[0], b"garbage"])  # a copy, and junk
+        await bob.run()
+
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with (
+            await LogStore.open(tmp_path / "alice.db") as a_store,
+            await LogStore.open(tmp_path / "bob.db") as b_store,
+            hosts(2) as (server, client),
+        ):
+            service = ChannelService(
+                server, BOB, AllowlistResolver({ALICE.public.signing_key: "alice"}),
+                handler=handler, linger_s=1.0,
+            )  # fmt: skip
+            with service:
+                channel = await open_channel(client, address(server), ALICE, BOB.public.signing_key)
+                alice = await Delivery.establish(
+                    channel, a_store, ALICE, ALICE_CERT, BOB.public, dialer=True
+                )
+                ids = [await alice.send_text(t) for t in (b"one", b"two", b"three")]
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(alice.run)
+                    await alice.wait_until(lambda: alice.delivered == 3)
+                    nursery.cancel_scope.cancel()
+                await channel.aclose()
+            bob = bobs[0]
+            assert (bob.received, bob.duplicates, bob.rejected) == (3, 0, 2)
+            got = await b_store.history(ALICE_NAME)
+            assert [e.message_id for e in got] == ids
+    # The set-up state, one per text, and one after the single receipt.
+    assert versions(tmp_path / "bob.db", ALICE_NAME) == 1 + 3 + 1
