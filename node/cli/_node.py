@@ -234,10 +234,47 @@ def contacts() -> None:
 @click.argument("handle")
 @click.option("--fingerprint", help="Mark verified if the identity has this fingerprint.")
 @click.option("--accept-new-key", is_flag=True, help="Accept a changed identity key.")
-def contacts_add(data_dir: str, handle: str, fingerprint: str | None, accept_new_key: bool) -> None:
-    """Look HANDLE up (verified proof) and pin its identity."""
-    args = {"handle": handle, "fingerprint": fingerprint, "accept_new_key": accept_new_key}
+@click.option(
+    "--card", "card_file", type=click.Path(dir_okay=False),
+    help="Pin from a contact card instead of the directory (needs --fingerprint).",
+)  # fmt: skip
+def contacts_add(
+    data_dir: str,
+    handle: str,
+    fingerprint: str | None,
+    accept_new_key: bool,
+    card_file: str | None,
+) -> None:
+    """Pin HANDLE's identity: from a verified directory proof, or from a card."""
+    args: dict[str, Any] = {
+        "handle": handle, "fingerprint": fingerprint, "accept_new_key": accept_new_key
+    }  # fmt: skip
+    if card_file is not None:
+        if fingerprint is None:
+            raise click.UsageError("--card needs --fingerprint: compare it with your contact")
+        args["card"] = _read_card(Path(card_file))
     _print_contact(_call(data_dir, "contacts.add", args))
+
+
+def _read_card(path: Path) -> dict[str, Any]:
+    from ..keystore import read_bounded
+
+    try:
+        doc = json.loads(read_bounded(path, 64 * 1024, "contact card"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LocalProtocolError(f"{path}: not a contact card ({exc})") from None
+    if not isinstance(doc, dict):
+        raise LocalProtocolError(f"{path}: not a contact card")
+    return doc
+
+
+@contacts.command(name="card")
+@data_dir_option
+@click.option("--name", help="Name this node first (only without a directory).")
+def contacts_card(data_dir: str, name: str | None) -> None:
+    """Print this node's contact card (JSON), for chatting without a directory."""
+    card = _call(data_dir, "name", {"name": name}) if name else _call(data_dir, "card", {})
+    click.echo(json.dumps(card, indent=2))
 
 
 @contacts.command(name="list")

@@ -46,7 +46,6 @@ from chhaya.identity import PublicIdentity
 from chhaya.prekeys import INITIAL_MESSAGE_TAG, InitialMessage
 from chhaya.sealed import open_envelope_untrusted, seal
 from chhaya.session import initiator_from_bundle, responder_from_initial
-from vkd import VerifiedBinding
 
 from ..delivery import Delivery, peer_name
 from ..mailbox_db import MailboxStore
@@ -55,7 +54,7 @@ from ..p2p import closest_mailbox_peers, deposit, fetch, mailbox_id_for
 if TYPE_CHECKING:
     from chhaya.channel import HandshakeComplete
 
-    from ._user import UserNode
+    from ._user import Resolved, UserNode
 
 __all__ = ["MAILBOX_PEERS", "MailboxChannel", "OfflineDelivery", "mailbox_upkeep"]
 
@@ -166,7 +165,7 @@ class OfflineDelivery:
             raise TransportError("no mailbox peer took the envelope")
         self.deposited += 1
 
-    async def send(self, binding: VerifiedBinding, body: bytes, message_id: bytes) -> None:
+    async def send(self, binding: Resolved, body: bytes, message_id: bytes) -> None:
         """Commit ``body`` for the peer of ``binding``, then deposit it (see the module doc).
 
         Runs under the peer's conversation lock, so that no other copy of the
@@ -182,7 +181,7 @@ class OfflineDelivery:
                 return
             await self._send_locked(binding, body, message_id)
 
-    async def _send_locked(self, binding: VerifiedBinding, body: bytes, message_id: bytes) -> None:
+    async def _send_locked(self, binding: Resolved, body: bytes, message_id: bytes) -> None:
         node = self._node
         peer = binding.bundle.identity
         name = peer_name(peer)
@@ -256,7 +255,7 @@ class OfflineDelivery:
         the messages of that sender that came before it.
         """
         done: list[bytes] = []
-        bindings: dict[str, VerifiedBinding] = {}
+        bindings: dict[str, Resolved] = {}
         runs: dict[bytes, tuple[PublicIdentity, list[tuple[bytes, bytes]]]] = {}
         deliveries: dict[bytes, tuple[int, Delivery]] = {}
 
@@ -311,7 +310,7 @@ class OfflineDelivery:
         return done
 
     async def _classify(
-        self, envelope: bytes, bindings: dict[str, VerifiedBinding]
+        self, envelope: bytes, bindings: dict[str, Resolved]
     ) -> tuple[PublicIdentity, InitialMessage | None] | None:
         """Open ``envelope`` and verify its sender: None for cover, else the
         sender and, for a first contact, its InitialMessage."""
@@ -322,7 +321,9 @@ class OfflineDelivery:
         cert = opened.certificate
         binding = bindings.get(cert.handle)
         if binding is None:
-            binding = bindings[cert.handle] = await node.resolve(cert.handle)
+            pinned = await node.pinned_by_identity(cert.identity_key)
+            binding = pinned if pinned is not None else await node.resolve(cert.handle)
+            bindings[cert.handle] = binding
         peer = binding.bundle.identity
         if peer.signing_key != cert.identity_key or peer.agreement_key != cert.agreement_key:
             raise VerificationError("sender", "the certificate's handle names another identity")

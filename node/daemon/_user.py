@@ -88,7 +88,7 @@ from ..p2p import (
     running_host,
 )
 from ..prekey_db import SqlitePrekeyStorage
-from ..store import ContactBook, LogStore, incoming_after, message_status
+from ..store import Contact, ContactBook, LogStore, incoming_after, message_status
 from ._config import (
     LOGSTORE_FILE,
     MAILBOX_FILE,
@@ -139,6 +139,22 @@ AUTO_RELAY_CHECK_S: Final = 2.0
 SEND_ATTEMPTS: Final = 3
 #: Bound on `send --wait`.
 MAX_SEND_WAIT_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PinnedPeer:
+    """A contact pinned from a contact card, trusted without the directory
+    because the user compared its fingerprint: its identity and devices."""
+
+    handle: str
+    bundle: IdentityBundle
+
+
+#: What a handle resolves to: a verified directory entry, or a card-pinned contact.
+Resolved = VerifiedBinding | PinnedPeer
+#: A card-pinned contact's bundle never expires by itself (the user unpins it).
+_PINNED_EXPIRY_MS: Final = 2**62
+CARD_FORMAT: Final = "chhaya-contact-card-v1"
 
 
 @dataclass(eq=False)
@@ -269,7 +285,7 @@ class UserNode:
         self.metrics.messages_received.inc()
         self._notify()
 
-    async def resolve(self, handle: str) -> VerifiedBinding:
+    async def resolve(self, handle: str) -> Resolved:
         """The verified, unexpired, pin-checked directory entry of ``handle``."""
         return await self._resolve(handle)
 
@@ -588,7 +604,24 @@ class UserNode:
                 f"then run `chhaya contacts add {handle} --accept-new-key`",
             )
 
-    async def _resolve(self, handle: str) -> VerifiedBinding:
+    def _pinned(self, contact: Contact | None) -> PinnedPeer | None:
+        """The card-pinned peer of ``contact``, if it is one and was verified."""
+        if contact is None or contact.devices is None or not contact.verified:
+            return None
+        devices = tuple(ID.from_base58(d).to_bytes() for d in contact.devices)
+        return PinnedPeer(
+            contact.handle, IdentityBundle(contact.identity, devices, None, _PINNED_EXPIRY_MS)
+        )
+
+    async def pinned_by_identity(self, identity_key: bytes) -> PinnedPeer | None:
+        """The card-pinned contact with this identity (its name is ours, not its own)."""
+        return self._pinned(await self.contacts.by_peer(identity_key.hex()))
+
+    async def _resolve(self, handle: str) -> Resolved:
+        """A card-pinned contact of that name, else the verified directory entry."""
+        pinned = self._pinned(await self.contacts.get(handle))
+        if pinned is not None:
+            return pinned
         binding = await self.directory.lookup(handle)
         if binding is None:
             raise VerificationError("not-registered", f"{handle!r} is not in the directory")
@@ -638,7 +671,7 @@ class UserNode:
                 del self._links[link.peer.signing_key]
             self._notify()
 
-    async def _find_device(self, binding: VerifiedBinding) -> PeerInfo:
+    async def _find_device(self, binding: Resolved) -> PeerInfo:
         """A device of the entry we can dial: connected already, or from its presence record."""
         devices = [ID(d) for d in binding.bundle.devices]
         connected = set(self.host.get_connected_peers())
@@ -665,7 +698,7 @@ class UserNode:
                 log.info("unusable presence record: %s", exc)
         raise TransportError("no reachable device (no presence record, not connected)")
 
-    async def _open_channel(self, binding: VerifiedBinding, devices: set[bytes]) -> SecureChannel:
+    async def _open_channel(self, binding: Resolved, devices: set[bytes]) -> SecureChannel:
         """Dial a device of ``binding``: directly, else through a relay it advertises.
 
         Circuit addresses (``<relay>/p2p-circuit``) are dialled by hand through
@@ -758,7 +791,7 @@ class UserNode:
                 await trio.sleep(delay)
                 delay = min(60.0, delay * 2)
 
-    async def _dial(self, handle: str, binding: VerifiedBinding) -> _Link:
+    async def _dial(self, handle: str, binding: Resolved) -> _Link:
         peer = binding.bundle.identity
         key = peer.signing_key
         lock = self._dial_locks.setdefault(key, trio.Lock())
@@ -865,7 +898,10 @@ class UserNode:
             if raw is None:
                 raise TransportError("the peer closed the channel before its introduction")
             intro = Intro.decode_untrusted(raw)
-            binding = await self._resolve(intro.handle)
+            # A card-pinned contact is known by its identity (its name here is ours).
+            binding: Resolved | None = await self.pinned_by_identity(channel.peer_identity)
+            if binding is None:
+                binding = await self._resolve(intro.handle)
             peer = binding.bundle.identity
             if not ct_equal(peer.signing_key, channel.peer_identity):
                 raise VerificationError("intro-identity", "the handle names another identity")
@@ -887,7 +923,7 @@ class UserNode:
                         channel, self.store, self.identity, cert, peer, dialer=False,
                         rng=self._rng, clock=self._clock,
                     )  # fmt: skip
-                link = _Link(peer, intro.handle, channel, delivery, dialer=False)
+                link = _Link(peer, binding.handle, channel, delivery, dialer=False)
                 return link if self._keep(link) else None
 
     # ------------------------------------------------------------------ messaging
@@ -1075,13 +1111,58 @@ class UserNode:
         await self.contacts.put(handle, identity, peer_name(identity), verified, self._clock())
         return await self._contact_doc(handle)
 
+    def card(self) -> dict[str, Any]:
+        """This node's contact card: what another node pins to chat without a directory."""
+        return {
+            "format": CARD_FORMAT,
+            "name": self.handle,
+            "identity": self.identity.public.encode().hex(),
+            "peer_id": str(self.peer_id),
+            "fingerprint": fingerprint(self.identity.public),
+        }
+
+    def set_name(self, name: str) -> dict[str, Any]:
+        """Name this node (the name its contact card and sender certificate carry)
+        when there is no directory to register with."""
+        if not valid_handle(name):
+            raise LocalProtocolError(f"invalid name {name!r}")
+        if self._directory is not None:
+            raise LocalProtocolError("this node uses a directory: chhaya register NAME")
+        self._set_handle(name)
+        return self.card()
+
+    async def add_card(
+        self, name: str, card: dict[str, Any], expected_fingerprint: str
+    ) -> dict[str, Any]:
+        """Pin a contact from its card, once its fingerprint matches the one the
+        user compared (read aloud, say): chat then needs no directory."""
+        if not valid_handle(name):
+            raise LocalProtocolError(f"invalid name {name!r}")
+        try:
+            if card.get("format") != CARD_FORMAT:
+                raise ValueError("not a chhaya contact card")
+            identity = PublicIdentity.decode_untrusted(bytes.fromhex(str(card["identity"])))
+            peer_id = ID.from_base58(str(card["peer_id"]))
+        except (KeyError, ValueError, DecodeError) as exc:
+            raise LocalProtocolError(f"unusable contact card: {exc}") from None
+        except Exception as exc:  # base58 and multihash raise several unrelated types
+            raise LocalProtocolError(f"unusable contact card: {type(exc).__name__}") from None
+        if not _fingerprint_matches(identity, expected_fingerprint):
+            raise VerificationError("fingerprint", "the card's fingerprint does not match")
+        await self.contacts.put(
+            name, identity, peer_name(identity), True, self._clock(), (peer_id.to_base58(),)
+        )
+        return await self._contact_doc(name)
+
     async def verify_contact(self, handle: str, expected_fingerprint: str) -> dict[str, Any]:
         contact = await self.contacts.get(handle)
         if contact is None:
             raise LocalProtocolError(f"{handle!r} is not a contact: chhaya contacts add {handle}")
         if not _fingerprint_matches(contact.identity, expected_fingerprint):
             raise VerificationError("fingerprint", f"the fingerprint of {handle} does not match")
-        await self.contacts.put(handle, contact.identity, contact.peer, True, self._clock())
+        await self.contacts.put(
+            handle, contact.identity, contact.peer, True, self._clock(), contact.devices
+        )
         return await self._contact_doc(handle)
 
     async def _control(self, op: str, args: dict[str, Any], emit: Emit) -> dict[str, Any]:
@@ -1122,7 +1203,16 @@ class UserNode:
             fp = args.get("fingerprint")
             if fp is not None and not isinstance(fp, str):
                 raise LocalProtocolError("argument 'fingerprint' must be a string")
+            card = args.get("card")
+            if card is not None:
+                if not isinstance(card, dict) or fp is None:
+                    raise LocalProtocolError("a card needs the fingerprint you compared")
+                return await self.add_card(arg_str("handle"), card, fp)
             return await self.add_contact(arg_str("handle"), fp, bool(args.get("accept_new_key")))
+        if op == "card":
+            return self.card()
+        if op == "name":
+            return self.set_name(arg_str("name"))
         if op == "contacts.list":
             contacts = await self.contacts.all()
             return {"contacts": [

@@ -9,6 +9,7 @@ refuses it until the user accepts it with ``contacts add --accept-new-key``.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ class Contact:
     peer: str
     verified: bool
     added_ms: int
+    #: Peer IDs (base58) of a contact pinned from a card; None for directory contacts.
+    devices: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +45,7 @@ class ContactBook:
         self._store = store
 
     def _row(self, row: tuple[object, ...]) -> Contact:
-        handle, identity, peer, verified, added_ms = row
+        handle, identity, peer, verified, added_ms, devices_json = row
         if not (
             isinstance(handle, str)
             and isinstance(identity, bytes)
@@ -55,12 +58,22 @@ class ContactBook:
             public = PublicIdentity.decode_untrusted(identity)
         except DecodeError:
             raise self._store._corrupt("contact identity") from None
-        return Contact(handle, public, peer, bool(verified), added_ms)
+        devices: tuple[str, ...] | None = None
+        if devices_json is not None:
+            try:
+                parsed = json.loads(str(devices_json))
+            except ValueError:
+                raise self._store._corrupt("contact devices") from None
+            if not isinstance(parsed, list) or not all(isinstance(d, str) for d in parsed):
+                raise self._store._corrupt("contact devices")
+            devices = tuple(parsed)
+        return Contact(handle, public, peer, bool(verified), added_ms, devices)
 
     async def get(self, handle: str) -> Contact | None:
         def body(db: sqlite3.Connection) -> Contact | None:
             row = db.execute(
-                "SELECT handle, identity, peer, verified, added_ms FROM contacts WHERE handle = ?",
+                "SELECT handle, identity, peer, verified, added_ms, devices"
+                " FROM contacts WHERE handle = ?",
                 (handle,),
             ).fetchone()
             return None if row is None else self._row(row)
@@ -70,8 +83,8 @@ class ContactBook:
     async def by_peer(self, peer: str) -> Contact | None:
         def body(db: sqlite3.Connection) -> Contact | None:
             row = db.execute(
-                "SELECT handle, identity, peer, verified, added_ms FROM contacts"
-                " WHERE peer = ? ORDER BY updated_ms DESC LIMIT 1",
+                "SELECT handle, identity, peer, verified, added_ms, devices"
+                " FROM contacts WHERE peer = ? ORDER BY updated_ms DESC LIMIT 1",
                 (peer,),
             ).fetchone()
             return None if row is None else self._row(row)
@@ -81,25 +94,34 @@ class ContactBook:
     async def all(self) -> list[Contact]:
         def body(db: sqlite3.Connection) -> list[Contact]:
             rows = db.execute(
-                "SELECT handle, identity, peer, verified, added_ms FROM contacts ORDER BY handle"
+                "SELECT handle, identity, peer, verified, added_ms, devices"
+                " FROM contacts ORDER BY handle"
             ).fetchall()
             return [self._row(r) for r in rows]
 
         return await self._store._run("cannot list contacts", body)
 
     async def put(
-        self, handle: str, identity: PublicIdentity, peer: str, verified: bool, now_ms: int
+        self,
+        handle: str,
+        identity: PublicIdentity,
+        peer: str,
+        verified: bool,
+        now_ms: int,
+        devices: tuple[str, ...] | None = None,
     ) -> None:
-        """Add or replace the contact for ``handle``."""
+        """Add or replace the contact for ``handle`` (``devices``: pinned from a card)."""
+        devices_json = None if devices is None else json.dumps(list(devices))
 
         def body(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT INTO contacts (handle, identity, peer, verified, added_ms, updated_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO contacts"
+                " (handle, identity, peer, verified, added_ms, updated_ms, devices)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (handle) DO UPDATE SET identity = excluded.identity,"
                 " peer = excluded.peer, verified = excluded.verified,"
-                " updated_ms = excluded.updated_ms",
-                (handle, identity.encode(), peer, int(verified), now_ms, now_ms),
+                " updated_ms = excluded.updated_ms, devices = excluded.devices",
+                (handle, identity.encode(), peer, int(verified), now_ms, now_ms, devices_json),
             )
 
         await self._store._write("cannot save a contact", body)

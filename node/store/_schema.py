@@ -25,7 +25,9 @@ can never be rewritten, not even by a bug elsewhere in the node)::
         the public identity last verified for a handle (pinned: a different
         key for the handle is refused until the user accepts it); ``peer``
         is the logstore name of that identity; ``verified`` is set once the
-        user compared fingerprints
+        user compared fingerprints; ``devices`` (v3) is set only for a
+        contact pinned from a contact card, without the directory: a JSON
+        list of its libp2p peer IDs
 """
 
 from __future__ import annotations
@@ -108,8 +110,12 @@ CREATE TABLE contacts (
 CREATE INDEX contacts_by_peer ON contacts (peer);
 """
 
+_V3 = """
+ALTER TABLE contacts ADD COLUMN devices TEXT;
+"""
+
 #: ``MIGRATIONS[v]`` takes the schema from version ``v`` to ``v + 1``.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 #: The schema version :func:`migrate` produces.
 SCHEMA_VERSION = len(MIGRATIONS)
 

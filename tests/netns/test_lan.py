@@ -36,7 +36,9 @@ def _status(data_dir: Path) -> dict[str, Any]:
     return call(socket_path(data_dir), "status", {}, 10.0)
 
 
-def test_three_hosts_find_each_other_by_mdns_alone(tmp_path: Path) -> None:
+def test_three_hosts_find_each_other_by_mdns_alone_and_chat_from_pinned_cards(
+    tmp_path: Path,
+) -> None:
     names = ["m1", "m2", "m3"]
     with lan(names) as net, ProcessGroup(log_dir=tmp_path).running() as group:
         nodes = {}
@@ -68,6 +70,27 @@ def test_three_hosts_find_each_other_by_mdns_alone(tmp_path: Path) -> None:
         now = time.monotonic()
         print(f"mDNS discovery: all 3 hosts connected {now - last_ready:.2f} s after the last "
               f"was ready ({now - first_ready:.2f} s after the first)")  # fmt: skip
+
+        # No directory on this LAN: m1 and m2 pin each other's contact cards,
+        # fingerprints compared, and chat.
+        def node_call(name: str, op: str, args: dict[str, Any]) -> Any:
+            return call(socket_path(tmp_path / name), op, args, 60.0)
+
+        card1 = node_call("m1", "name", {"name": "uma"})
+        card2 = node_call("m2", "name", {"name": "vic"})
+        node_call(
+            "m1",
+            "contacts.add",
+            {"handle": "vic", "card": card2, "fingerprint": card2["fingerprint"]},
+        )
+        fingerprint1 = card1["fingerprint"]
+        node_call(
+            "m2", "contacts.add", {"handle": "uma", "card": card1, "fingerprint": fingerprint1}
+        )
+        sent = node_call("m1", "send", {"handle": "vic", "text": "lan only", "wait": True})
+        assert sent["status"] == "delivered"
+        inbox = node_call("m2", "inbox", {})["messages"]
+        assert [(m["from"], m["text"]) for m in inbox] == [("uma", "lan only")]
         assert group.stop_all() == [0, 0, 0]  # SIGTERM by PID reached each node
 
 
