@@ -96,7 +96,8 @@ def test_three_hosts_find_each_other_by_mdns_alone_and_chat_from_pinned_cards(
 
 @pytest.fixture(scope="module")
 def lan_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lan, LocalNetwork]]:
-    hosts = ["infra", "a", "b", "c", "lossy", "relay", "hidden", "sender", "natted", "sender2"]
+    hosts = ["infra", "a", "b", "c", "lossy", "relay", "hidden", "sender", "natted", "sender2",
+             "off1", "off2", "off3"]  # fmt: skip
     root = tmp_path_factory.mktemp("netns")
     with lan(hosts) as net:
         chhaya = LocalNetwork(root)
@@ -219,3 +220,30 @@ def test_autonat_finds_a_node_undialable_and_it_takes_a_relay_slot_by_itself(
     _assert_each_once(chhaya, "natted", [("sender2", "found you through the relay")])
     connected = chhaya.call("sender2", "status")["connected"]
     assert connected[natted.ready["peer_id"]] == "relayed"
+
+
+def test_a_message_to_an_offline_host_is_delivered_from_its_mailbox_when_it_comes_up(
+    lan_net: tuple[Lan, LocalNetwork],
+) -> None:
+    net, chhaya = lan_net
+    poll = ["--mailbox-poll", "1"]
+    start_user(chhaya, "ola", net["off1"], poll)
+    start_user(chhaya, "pim", net["off2"], poll)
+    start_user(chhaya, "mbx", net["off3"], poll)  # one more DHT server: a mailbox peer
+    chhaya.register(["ola", "pim", "mbx"])
+    assert _send(chhaya, "pim", "ola", "while you are here")["status"] == "delivered"
+    assert chhaya.users["ola"].stop() == 0  # the host's node goes down
+
+    away = chhaya.call("pim", "send", {"handle": "ola", "text": "while you were away"}, 90)
+    assert away["via"] == "mailbox"
+    start_user(chhaya, "ola", net["off1"], poll)  # back up, same data directory
+
+    def ola_has_it() -> bool:
+        texts = [m["text"] for m in chhaya.call("ola", "inbox")["messages"]]
+        return "while you were away" in texts
+
+    wait_for("ola to take the message from her mailbox", ola_has_it, 60)
+    time.sleep(3)  # further mailbox rounds and pim's outbox retry must add no copy
+    _assert_each_once(
+        chhaya, "ola", [("pim", "while you are here"), ("pim", "while you were away")]
+    )
