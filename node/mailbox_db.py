@@ -38,6 +38,8 @@ from typing import Final, TypeVar
 
 from chhaya import StorageError
 
+from .sqlite_schema import SqliteSchema, create_private
+
 __all__ = [
     "APPLICATION_ID",
     "DEFAULT_MAX_BYTES_PER_MAILBOX",
@@ -101,54 +103,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _T = TypeVar("_T")
-_SQLITE_BUSY = 5
-_SQLITE_LOCKED = 6
-_SQLITE_CORRUPT = 11
-_SQLITE_FULL = 13
-_SQLITE_CANTOPEN = 14
-_SQLITE_NOTADB = 26
-
-
-def _not_ours(path: str) -> StorageError:
-    return StorageError(f"{path}: not a chhaya mailbox database")
-
-
-def _error(path: str, exc: sqlite3.Error, action: str) -> StorageError:
-    """A one-line StorageError for a failed SQLite call."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
-        return StorageError(
-            f"{path}: mailbox database is locked (is another chhaya process using it?)"
-        )
-    if code == _SQLITE_NOTADB:
-        return _not_ours(path)
-    if code == _SQLITE_CORRUPT:
-        return StorageError(f"{path}: mailbox database is corrupt")
-    if code == _SQLITE_FULL:
-        return StorageError(f"{path}: {action}: disk full")
-    if code == _SQLITE_CANTOPEN:
-        return StorageError(f"{path}: cannot open the mailbox database file")
-    detail = " ".join(str(exc).split())
-    return StorageError(f"{path}: {action}: {detail}")
-
-
-def _check_owner(db: sqlite3.Connection, path: str) -> int:
-    """The schema version of a mailbox database, or StorageError if the file
-    belongs to something else or to a newer Chhaya. Reads only."""
-    (app_id,) = db.execute("PRAGMA application_id").fetchone()
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    if app_id == 0 and version == 0:
-        (tables,) = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        if tables:
-            raise _not_ours(path)
-    elif app_id != APPLICATION_ID or version < 0:
-        raise _not_ours(path)
-    if version > SCHEMA_VERSION:
-        raise StorageError(
-            f"{path}: mailbox database has schema version {version};"
-            f" this chhaya knows up to {SCHEMA_VERSION}"
-        )
-    return int(version)
+_SCHEMA = SqliteSchema("mailbox", APPLICATION_ID, _MIGRATIONS)
 
 
 def migrate(db: sqlite3.Connection, path: str = "mailbox database") -> None:
@@ -157,33 +112,7 @@ def migrate(db: sqlite3.Connection, path: str = "mailbox database") -> None:
     Refuses a database that belongs to something else or that a newer
     version of Chhaya wrote. All steps run in one transaction.
     """
-    if _check_owner(db, path) == SCHEMA_VERSION:
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = _check_owner(db, path)  # again, under the lock
-        for step in _MIGRATIONS[version:]:
-            for statement in step:
-                db.execute(statement)
-        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-        raise
-
-
-def _create_private(path: str) -> None:
-    """Create ``path`` empty and 0600 if it does not exist yet."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise StorageError(f"{path}: cannot create: {exc.strerror}") from None
-    os.close(fd)
+    _SCHEMA.migrate(db, path)
 
 
 def _check_mailbox(mailbox_id: bytes) -> None:
@@ -228,7 +157,7 @@ class MailboxStore:
         self.max_bytes_per_mailbox = max_bytes_per_mailbox
         self.max_total_bytes = max_total_bytes
         self._db: sqlite3.Connection | None = None
-        _create_private(self._path)
+        create_private(self._path)
         try:
             db = sqlite3.connect(
                 self._path,
@@ -237,9 +166,9 @@ class MailboxStore:
                 check_same_thread=check_same_thread,
             )
         except sqlite3.Error as exc:
-            raise _error(self._path, exc, "cannot open the mailbox database") from None
+            raise _SCHEMA.error(self._path, exc, "cannot open the mailbox database") from None
         try:
-            _check_owner(db, self._path)  # before anything writes to a foreign file
+            _SCHEMA.check_owner(db, self._path)  # before anything writes to a foreign file
             (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
             if str(mode).lower() != "wal":
                 raise StorageError(f"{self._path}: cannot switch the mailbox database to WAL")
@@ -247,7 +176,7 @@ class MailboxStore:
             migrate(db, self._path)
         except sqlite3.Error as exc:
             db.close()
-            raise _error(self._path, exc, "cannot open the mailbox database") from None
+            raise _SCHEMA.error(self._path, exc, "cannot open the mailbox database") from None
         except BaseException:
             db.close()
             raise
@@ -269,7 +198,7 @@ class MailboxStore:
         try:
             return body(db)
         except sqlite3.Error as exc:
-            raise _error(self._path, exc, action) from None
+            raise _SCHEMA.error(self._path, exc, action) from None
 
     def _write(self, action: str, body: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``body`` in one write transaction: all of it is committed or none."""
@@ -426,7 +355,7 @@ class MailboxStore:
             try:
                 db.close()
             except sqlite3.Error as exc:
-                raise _error(self._path, exc, "cannot close the mailbox database") from None
+                raise _SCHEMA.error(self._path, exc, "cannot close the mailbox database") from None
 
     def __enter__(self) -> MailboxStore:
         return self
