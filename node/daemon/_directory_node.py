@@ -168,7 +168,8 @@ class DirectoryNode:
         """Queue a verified registration (RegistrationService calls this)."""
         records = self.opened.records
         handle = registration.handle
-        if len(records.pending()) >= MAX_PENDING:
+        queued = records.pending()
+        if len(queued) >= MAX_PENDING:
             raise VerificationError("registration-busy", "too many queued registrations")
         version = records.latest_version(handle)
         if version:
@@ -179,7 +180,7 @@ class DirectoryNode:
                     raise VerificationError("handle-revoked", f"{handle!r} was revoked")
                 if value.bundle.identity != registration.bundle.identity:
                     raise VerificationError("handle-taken", f"{handle!r} is taken")
-        for pending in records.pending():
+        for pending in queued:
             if pending.handle == handle:
                 pending_value = DirectoryValue.decode_untrusted(pending.value)
                 if (
